@@ -1,0 +1,74 @@
+"""onnxsim as a pass: constant folding, shape-chain folding and onnxoptimizer fusions.
+
+    Shape → Gather → Unsqueeze → Concat → Reshape   ⇒   Reshape(constant shape)
+
+Exact. onnxsim's own ``check_n`` is left at 0: our NumericParity instrument verifies.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import ClassVar
+
+import onnx
+
+from surgery.errors import PassError, UsageError
+from surgery.pass_infra import Pass, PassResult, option
+from surgery.shapes import parse_shapes
+
+
+@dataclass(frozen=True, kw_only=True)
+class Simplify(Pass):
+    """onnxsim as a pass: fold constants and shape chains, fuse what onnxoptimizer fuses."""
+
+    name: ClassVar[str] = "simplify"
+    exact: ClassVar[bool] = True
+
+    skip_fuse_bn: bool = option(False, help="do not fuse BatchNormalization into Conv")
+    skip_constant_folding: bool = option(False, help="do not fold constants")
+    skip_shape_inference: bool = option(False, help="do not run shape inference")
+    skipped_optimizers: tuple[str, ...] = option((), help="onnxoptimizer passes to skip, e.g. eliminate_nop_pad")
+    input_shapes: str | None = option(None, help="fix input shapes first, trtexec syntax name:1x3x224x224")
+    include_subgraph: bool = option(False, help="simplify If/Loop bodies too")
+    tensor_size_threshold: str = option("1.5GB", help="do not fold constants larger than this")
+
+    def validate(self) -> None:
+        if self.input_shapes:
+            for name, dims in parse_shapes(self.input_shapes).items():
+                if any(isinstance(d, str) for d in dims):
+                    raise UsageError(f"pass simplify: input_shapes for {name!r} must be numbers")
+
+    def call(self, model: onnx.ModelProto) -> PassResult:
+        try:
+            import onnxsim
+        except ImportError:  # pragma: no cover - onnxsim is a dependency
+            raise PassError("onnxsim is not installed: pip install onnxsim") from None
+        before = Counter(n.op_type for n in model.graph.node)
+        shapes = {k: list(v) for k, v in parse_shapes(self.input_shapes).items()} if self.input_shapes else None
+        try:
+            simplified, _ = onnxsim.simplify(
+                model,
+                check_n=0,
+                skip_fuse_bn=self.skip_fuse_bn,
+                skip_constant_folding=self.skip_constant_folding,
+                skip_shape_inference=self.skip_shape_inference,
+                skipped_optimizers=list(self.skipped_optimizers) or None,
+                overwrite_input_shapes=shapes,
+                include_subgraph=self.include_subgraph,
+                tensor_size_threshold=self.tensor_size_threshold,
+            )
+        except Exception as exc:  # onnxsim raises RuntimeError/ValueError/etc. from C++
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise PassError(f"onnxsim failed: {first}") from exc
+        after = Counter(n.op_type for n in simplified.graph.node)
+        counts = {f"{op}": before[op] - after.get(op, 0) for op in before if before[op] > after.get(op, 0)}
+        added = {op: after[op] - before.get(op, 0) for op in after if after[op] > before.get(op, 0)}
+        notes = [f"added {n} {op}" for op, n in added.items()]
+        removed = sum(before.values()) - sum(after.values())
+        changed = removed != 0 or bool(added) or simplified.SerializeToString() != model.SerializeToString()
+        if not changed:
+            notes.append("onnxsim found nothing to fold or fuse")
+        model.CopyFrom(simplified)
+        result_counts = {"nodes_removed": removed, **{f"{op}_removed": n for op, n in counts.items()}} if changed else {}
+        return PassResult(model, changed=changed, counts={k: v for k, v in result_counts.items() if v}, notes=notes)

@@ -1,0 +1,65 @@
+"""Shared pieces of the verbs: console, JSON output, status lines, option groups."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from rich.console import Console
+
+from surgery.parity import DEFAULT_ATOL, DEFAULT_RTOL
+from surgery.shapes import parse_shapes
+
+console = Console(highlight=False, soft_wrap=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+def print_json(data: Any) -> None:
+    from surgery.records import _json_default
+
+    sys.stdout.write(json.dumps(data, indent=2, default=_json_default) + "\n")
+    sys.stdout.flush()
+
+
+def status(ok: bool, message: str) -> None:
+    """The greppable closing line: ``PASSED | ...`` or ``FAILED | ...``."""
+    word = "[bold green]PASSED[/]" if ok else "[bold red]FAILED[/]"
+    console.print(f"{word} | {message}", markup=True)
+
+
+def add_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON instead of tables")
+
+
+def add_shapes(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--input-shapes", metavar="NAME:DIMS", action="append", default=[],
+                        help="sizes for dynamic inputs, trtexec syntax: input:1x3x96x96[,other:1x10]")
+
+
+def shapes_arg(args: argparse.Namespace) -> dict:
+    return parse_shapes(args.input_shapes) if getattr(args, "input_shapes", None) else {}
+
+
+def add_verify(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("verification (onnx checker, shape inference, onnxruntime parity)")
+    g.add_argument("--no-verify", action="store_true", help="skip verification")
+    g.add_argument("--samples", type=int, default=3, metavar="N", help="seeded random samples for parity (3)")
+    g.add_argument("--seed", type=int, default=0, help="seed of the first random sample (0)")
+    g.add_argument("--inputs", metavar="FILE.npz", help="real samples: one array per input name")
+    g.add_argument("--atol", type=float, default=DEFAULT_ATOL, help=f"absolute tolerance ({DEFAULT_ATOL:g})")
+    g.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help=f"relative tolerance ({DEFAULT_RTOL:g})")
+    add_shapes(g)
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} GiB"
+
+
+def fmt_count(n: int) -> str:
+    return f"{n:,}"

@@ -1,0 +1,196 @@
+"""surgery apply MODEL --pass NAME [KEY=VALUE ...] [--pass ...] [-o OUT.onnx]"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.table import Table
+
+from surgery.apply import ApplyResult, apply
+from surgery.errors import PassError, UsageError, VerificationError
+from surgery.graph import ModelSummary, default_output_path, load_model_file, save_model
+from surgery.modelref import resolve_model
+from surgery.pipeline import StepReport
+from surgery.records import RunRecord
+
+from ._common import add_json, add_verify, console, fmt_bytes, print_json, shapes_arg, status
+
+NAME = "apply"
+HELP = "run passes over a model, verify after each, save the result with a run record"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("model", metavar="MODEL", help="an .onnx file or a zoo model name")
+    parser.add_argument("--pass", dest="passes", action="append", nargs="+", default=[], metavar="NAME [KEY=VALUE",
+                        help="a pass and its options, e.g. --pass prune_outputs outputs=Resize_317:0 "
+                             "(repeat for more passes; list options take comma-separated values)")
+    parser.add_argument("-o", "--output", metavar="OUT.onnx", help="output path (default: beside the input, "
+                        "with a .surgery suffix)")
+    parser.add_argument("--record", metavar="FILE.json", help="run record path (default: beside the output)")
+    parser.add_argument("--dry-run", action="store_true", help="report what each pass would match; write nothing")
+    parser.add_argument("--explain", action="store_true", help="also say why sites did not match")
+    parser.add_argument("--snapshot", metavar="DIR", help="save the model after each pass into DIR")
+    parser.add_argument("--overwrite", action="store_true", help="allow -o to name the input model itself")
+    add_verify(parser)
+    add_json(parser)
+
+
+def parse_pass_args(groups: list[list[str]]) -> list[tuple[str, dict[str, str]]]:
+    specs = []
+    for group in groups:
+        name, *pairs = group
+        options: dict[str, str] = {}
+        for pair in pairs:
+            key, sep, value = pair.partition("=")
+            if not sep or not key:
+                raise UsageError(f"option {pair!r} of pass {name} is not KEY=VALUE (put MODEL before --pass)")
+            if key in options:
+                raise UsageError(f"option {key} of pass {name} given twice")
+            options[key] = value
+        specs.append((name, options))
+    return specs
+
+
+def run(args: argparse.Namespace) -> int:
+    from surgery.apply import build_passes
+
+    specs = parse_pass_args(args.passes)
+    passes = build_passes(specs)  # validate names and options before any heavy work
+    shapes = shapes_arg(args)
+    ref = resolve_model(args.model)
+    if not passes:
+        if ref.recipe is None:
+            raise UsageError("give at least one --pass (see: surgery list passes)")
+        passes = build_passes([(s.name, s.options) for s in ref.recipe.default_passes])
+    source = load_model_file(ref.path)
+    out_path = _output_path(args, ref)
+    if not args.dry_run and not args.overwrite and out_path.exists() and out_path.resolve() == ref.path.resolve():
+        raise UsageError(f"refusing to overwrite the input model {ref.path} (give another -o, or --overwrite)")
+    if not args.dry_run and not out_path.parent.is_dir():
+        raise UsageError(f"output folder does not exist: {out_path.parent}")
+
+    record = RunRecord(command="apply", argv=["surgery", *args.argv])
+    record.input_model = {"path": str(ref.path), "digest": source.digest, "bytes": source.nbytes,
+                          "zoo": ref.recipe.name if ref.recipe else None}
+    record.verification = {"enabled": not args.no_verify, "atol": args.atol, "rtol": args.rtol,
+                           "samples": args.samples, "seed": args.seed, "inputs": args.inputs}
+    quiet = args.json
+    if not quiet:
+        for notice in ref.notices:
+            console.print(f"[yellow]notice:[/] {notice}")
+
+    started = time.perf_counter()
+    lines: list[StepReport] = []
+
+    def on_step(step: StepReport) -> None:
+        lines.append(step)
+        if not quiet:
+            _print_step(step, args.explain)
+
+    try:
+        result = apply(source.model, passes, verify=not args.no_verify, samples=args.samples, seed=args.seed,
+                       atol=args.atol, rtol=args.rtol, input_shapes=shapes, inputs=args.inputs,
+                       snapshot=args.snapshot, dry_run=args.dry_run, copy=False, on_step=on_step)
+    except (VerificationError, PassError) as exc:
+        record.status, record.reason = "FAILED", str(exc)
+        record.passes = [s.to_dict() for s in lines]
+        if args.record:
+            record.save(args.record)
+        if quiet:
+            print_json(record.to_dict())
+        else:
+            status(False, f"{exc}; nothing written")
+        return exc.exit_code
+
+    record.passes = [s.to_dict() for s in result.steps]
+    record.verification["figures"] = result.figures
+    elapsed = time.perf_counter() - started
+    summary = _summary_line(result, elapsed)
+    if args.dry_run:
+        record.extra["dry_run"] = True
+        if quiet:
+            print_json(record.to_dict())
+        else:
+            console.print(_table(result.before, result.after))
+            status(True, f"dry run: {summary}; nothing written")
+        return 0
+
+    saved = save_model(result.model, out_path, protect=None if args.overwrite else ref.path)
+    record.output_model = {"path": str(saved.path), "digest": saved.digest, "bytes": saved.nbytes}
+    record_path = Path(args.record) if args.record else _record_path(saved.path)
+    record.save(record_path)
+    if quiet:
+        print_json(record.to_dict())
+        return 0
+    console.print(_table(result.before, result.after))
+    console.print(f"wrote {saved.path} ({fmt_bytes(saved.nbytes)}), record {record_path}")
+    status(True, summary)
+    return 0
+
+
+def _output_path(args: argparse.Namespace, ref: Any) -> Path:
+    if args.output:
+        return Path(args.output)
+    if ref.recipe is not None:
+        return Path.cwd() / f"{ref.recipe.name}.surgery.onnx"
+    return default_output_path(ref.path)
+
+
+def _record_path(output: Path) -> Path:
+    name = output.name[: -len(".onnx")] if output.name.endswith(".onnx") else output.name
+    return output.with_name(f"{name}.json")
+
+
+def _summary_line(result: ApplyResult, elapsed: float) -> str:
+    changed = sum(1 for s in result.steps if s.changed)
+    nodes = f"{result.before.nodes} → {result.after.nodes} nodes"
+    verified = "verified" if result.verified else "not verified"
+    inexact = [s.name for s in result.steps if s.changed and not s.exact]
+    tail = f"; inexact: {', '.join(inexact)}" if inexact else ""
+    return f"{changed}/{len(result.steps)} passes changed the model, {nodes}, {verified}{tail} ({elapsed:.2f} s)"
+
+
+def _parity_text(figures: dict[str, Any]) -> str:
+    parity = figures.get("parity")
+    if not parity:
+        return ""
+    if "skipped" in parity:
+        return f"parity skipped: {parity['skipped']}"
+    parts = []
+    for name, d in parity.get("outputs", {}).items():
+        parts.append(f"{name}: max abs {d['max_abs']:.3g}, max rel {d['max_rel']:.3g}, cos {d['cosine']:.6f}"
+                     + (f" ({d['note']})" if d.get("note") else ""))
+    return "; ".join(parts)
+
+
+def _print_step(step: StepReport, explain: bool) -> None:
+    label = "" if step.exact else " [yellow](inexact)[/]"
+    what = ", ".join(f"{k} {v}" for k, v in step.counts.items()) if step.counts else (
+        "changed" if step.changed else "no match")
+    console.print(f"  {step.index + 1}. [bold]{step.name}[/]{label}: {what}  [dim]{step.seconds * 1000:.1f} ms[/]")
+    parity = _parity_text(step.figures)
+    if parity:
+        console.print(f"       [dim]{parity}[/]")
+    if explain:
+        for note in step.notes:
+            console.print(f"       [dim]· {note}[/]")
+
+
+def _table(before: ModelSummary, after: ModelSummary) -> Table:
+    table = Table(title="before → after", show_lines=False)
+    table.add_column("", style="bold")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    for op in sorted(set(before.op_counts) | set(after.op_counts)):
+        a, b = before.op_counts.get(op, 0), after.op_counts.get(op, 0)
+        style = "" if a == b else "green" if b < a else "yellow"
+        table.add_row(op, str(a), f"[{style}]{b}[/]" if style else str(b))
+    table.add_section()
+    for label, a, b in (("nodes", before.nodes, after.nodes), ("initializers", before.initializers,
+                        after.initializers), ("params", before.params, after.params)):
+        table.add_row(label, f"{a:,}", f"{b:,}")
+    table.add_row("size", fmt_bytes(before.size_bytes), fmt_bytes(after.size_bytes))
+    return table

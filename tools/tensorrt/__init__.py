@@ -1,0 +1,1 @@
+"""Adapters to runtimes and vendor tools."""
