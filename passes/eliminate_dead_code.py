@@ -17,6 +17,7 @@ from typing import ClassVar
 import onnx
 
 from ._dead_code import sweep, unused_inputs
+from surgery.graph import GraphIndex
 from surgery.pass_infra import Pass, PassResult
 
 
@@ -28,11 +29,13 @@ class EliminateDeadCode(Pass):
     exact: ClassVar[bool] = True
 
     def call(self, model: onnx.ModelProto) -> PassResult:
-        counts = sweep(model.graph)
+        index = GraphIndex(model.graph)
+        counts = sweep(model.graph, index)
         notes = []
         if not any(counts.values()):
             notes.append("nothing to remove: every node and initializer feeds a graph output")
-        for name in unused_inputs(model.graph):
+        # consumers of removed nodes are gone too: only an input read by nobody was unused before the sweep
+        for name in unused_inputs(model.graph, index):
             notes.append(f"graph input {name!r} is unused; kept (removing it would change the interface)")
         return PassResult(model, changed=any(counts.values()), counts={k: v for k, v in counts.items() if v},
                           notes=notes)

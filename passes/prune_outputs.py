@@ -51,13 +51,13 @@ class PruneOutputs(Pass):
         removed = [n for n in before if n not in keep]
         reordered = [n for n in before if n in keep] != keep
 
+        counts = {"outputs_removed": len(removed)}
+        counts.update({k: v for k, v in sweep(graph, index).items() if v})  # before renaming: index is by name
         renamed = {}
         for old, new in zip(keep, self.names, strict=False):
             if old != new:
                 rename_tensor(graph, old, new)
                 renamed[new] = old
-        counts = {"outputs_removed": len(removed)}
-        counts.update({k: v for k, v in sweep(graph).items() if v})
         if renamed:
             counts["outputs_renamed"] = len(renamed)
         notes = [f"removed output {n!r}" for n in removed]

@@ -66,9 +66,20 @@ class Simplify(Pass):
         added = {op: after[op] - before.get(op, 0) for op in after if after[op] > before.get(op, 0)}
         notes = [f"added {n} {op}" for op, n in added.items()]
         removed = sum(before.values()) - sum(after.values())
-        changed = removed != 0 or bool(added) or simplified.SerializeToString() != model.SerializeToString()
+        changed = removed != 0 or bool(added) or _structure(simplified) != _structure(model)
         if not changed:
             notes.append("onnxsim found nothing to fold or fuse")
-        model.CopyFrom(simplified)
+        if changed:
+            model.CopyFrom(simplified)
         result_counts = {"nodes_removed": removed, **{f"{op}_removed": n for op, n in counts.items()}} if changed else {}
         return PassResult(model, changed=changed, counts={k: v for k, v in result_counts.items() if v}, notes=notes)
+
+
+def _structure(model: onnx.ModelProto) -> tuple:
+    """Nodes and initializers as bytes: what matters for "did onnxsim change anything" (not value_info)."""
+    g = model.graph
+    # onnxsim names unnamed nodes; a name alone is no change
+    nodes = tuple((n.op_type, n.domain, tuple(n.input), tuple(n.output),
+                   tuple(a.SerializeToString() for a in n.attribute)) for n in g.node)
+    inits = tuple(sorted(t.SerializeToString() for t in g.initializer))
+    return nodes, inits, tuple(o.name for o in g.output)

@@ -8,7 +8,9 @@ would exceed our speed budget; editing the protobuf in place costs 2-4x.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import math
 import os
 import shutil
 import tempfile
@@ -51,6 +53,15 @@ def _check_external_data(model: onnx.ModelProto, base: Path) -> None:
             raise ModelLoadError(f"external data file missing for tensor {tensor.name!r}: {target}")
 
 
+def _hash_external_files(h: hashlib._Hash, model: onnx.ModelProto, base: Path) -> None:
+    """Fold the external data files' contents into a model file's digest (weights are content too)."""
+    locations = sorted({e.value for t in _external_tensors(model) for e in t.external_data if e.key == "location"})
+    for location in locations:
+        with open(base / location, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 24), b""):
+                h.update(chunk)
+
+
 def _external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
     for tensor in model.graph.initializer:
         if tensor.data_location == onnx.TensorProto.EXTERNAL:
@@ -80,9 +91,7 @@ def load_model_file(path: str | os.PathLike, *, load_external_data: bool = True)
         try:
             from onnx.external_data_helper import load_external_data_for_model
 
-            for tensor in _external_tensors(model):
-                location = next(e.value for e in tensor.external_data if e.key == "location")
-                digest.update(location.encode())
+            _hash_external_files(digest, model, path.parent)
             load_external_data_for_model(model, str(path.parent))
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load external data of {path}: {exc}") from None
@@ -166,14 +175,15 @@ def _save_external(model: onnx.ModelProto, path: Path) -> ModelFile:
         copy.CopyFrom(model)
         onnx.save_model(copy, str(tmpdir / path.name), save_as_external_data=True,
                         all_tensors_to_one_file=True, location=location, size_threshold=1024)
-        os.replace(tmpdir / location, path.parent / location)
+        if (tmpdir / location).exists():  # absent when every tensor is under the inline threshold
+            os.replace(tmpdir / location, path.parent / location)
         os.replace(tmpdir / path.name, path)
     except OSError as exc:
         raise ModelSaveError(f"cannot write {path}: {exc}") from None
     finally:
         shutil.rmtree(tmpdir, ignore_errors=True)
     h = hashlib.sha256(path.read_bytes())
-    h.update(location.encode())
+    _hash_external_files(h, onnx.load_model(str(path), load_external_data=False), path.parent)
     return ModelFile(model=model, path=path, digest=h.hexdigest(), nbytes=path.stat().st_size)
 
 
@@ -202,12 +212,21 @@ def value_shape(vi: onnx.ValueInfoProto) -> list[int | str] | None:
 
 
 def tensor_numel(tensor: onnx.TensorProto) -> int:
-    return int(np.prod(tensor.dims, dtype=np.int64)) if tensor.dims else 1
+    return math.prod(tensor.dims)
+
+
+@functools.lru_cache(maxsize=None)
+def _itemsize(data_type: int) -> int:
+    if data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
+        return 0
+    try:
+        return onnx.helper.tensor_dtype_to_np_dtype(data_type).itemsize
+    except (KeyError, TypeError, ValueError):
+        return 0
 
 
 def tensor_nbytes(tensor: onnx.TensorProto) -> int:
-    itemsize = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type).itemsize if tensor.data_type else 4
-    return tensor_numel(tensor) * itemsize
+    return tensor_numel(tensor) * _itemsize(tensor.data_type)
 
 
 def iter_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
@@ -253,6 +272,11 @@ def summarize(model: onnx.ModelProto, size_bytes: int | None = None) -> ModelSum
                 if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
                     const_params += tensor_numel(attr.t)
                     const_bytes += tensor_nbytes(attr.t)
+    params = param_bytes = 0
+    for t in g.initializer:
+        n = math.prod(t.dims)
+        params += n
+        param_bytes += n * _itemsize(t.data_type)
     return ModelSummary(
         inputs=[{"name": i.name, "dtype": dtype_name(i.type.tensor_type.elem_type), "shape": value_shape(i)}
                 for i in g.input if i.name not in init_names],
@@ -263,8 +287,8 @@ def summarize(model: onnx.ModelProto, size_bytes: int | None = None) -> ModelSum
         producer=f"{model.producer_name} {model.producer_version}".strip(),
         nodes=sum(counts.values()),
         op_counts=dict(sorted(counts.items())),
-        params=sum(tensor_numel(t) for t in g.initializer) + const_params,
-        param_bytes=sum(tensor_nbytes(t) for t in g.initializer) + const_bytes,
+        params=params + const_params,
+        param_bytes=param_bytes + const_bytes,
         initializers=len(g.initializer),
         size_bytes=size_bytes if size_bytes is not None else model.ByteSize(),
     )
@@ -281,6 +305,10 @@ def opset_version(model: onnx.ModelProto, domain: str = "") -> int:
 # Index
 
 
+# Ops whose attributes hold subgraphs; nodes of other domains are checked too (custom control flow).
+SUBGRAPH_OPS = frozenset({"If", "Loop", "Scan", "SequenceMap"})
+
+
 class GraphIndex:
     """Producer and consumer maps of a graph's top level, built in one sweep.
 
@@ -293,34 +321,37 @@ class GraphIndex:
         self.nodes: list[onnx.NodeProto] = list(graph.node)
         self.producer: dict[str, int] = {}
         self.consumers: dict[str, list[int]] = {}
+        # each node's non-empty inputs, outer-scope reads of its subgraphs included (read once: protobuf
+        # field access is the slow part on large graphs)
+        self.reads: list[list[str]] = []
+        producer, consumers = self.producer, self.consumers
         for i, node in enumerate(self.nodes):
             for out in node.output:
                 if out:
-                    self.producer[out] = i
-            for inp in node.input:
-                if inp:
-                    self.consumers.setdefault(inp, []).append(i)
-            for attr in node.attribute:
-                if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                    for name in subgraph_outer_inputs(node):
-                        self.consumers.setdefault(name, []).append(i)
+                    producer[out] = i
+            names = [x for x in node.input if x]
+            if node.op_type in SUBGRAPH_OPS or node.domain not in ("", "ai.onnx"):
+                if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
+                    names.extend(subgraph_outer_inputs(node))
+            self.reads.append(names)
+            for name in names:
+                if name in consumers:
+                    consumers[name].append(i)
+                else:
+                    consumers[name] = [i]
         self.initializers = {t.name: t for t in graph.initializer}
         self.inputs = {v.name: v for v in graph.input}
         self.output_names = [o.name for o in graph.output]
 
     def node_inputs(self, i: int) -> list[str]:
-        node = self.nodes[i]
-        names = [x for x in node.input if x]
-        if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-            names.extend(subgraph_outer_inputs(node))
-        return names
+        return self.reads[i]
 
     def live_nodes(self, roots: list[str]) -> list[int]:
         """Indices (in graph order) of the nodes that the tensors ``roots`` depend on."""
         seen: set[str] = set()
         keep: set[int] = set()
         stack = list(roots)
-        producer = self.producer
+        producer, reads = self.producer, self.reads
         while stack:
             name = stack.pop()
             if name in seen:
@@ -329,7 +360,7 @@ class GraphIndex:
             i = producer.get(name)
             if i is not None and i not in keep:
                 keep.add(i)
-                stack.extend(self.node_inputs(i))
+                stack.extend(reads[i])
         return sorted(keep)
 
     def node_by_name(self) -> dict[str, int]:

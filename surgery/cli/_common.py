@@ -12,7 +12,7 @@ from rich.console import Console
 from surgery.parity import DEFAULT_ATOL, DEFAULT_RTOL
 from surgery.shapes import parse_shapes
 
-console = Console(highlight=False, soft_wrap=False)
+console = Console(highlight=False, soft_wrap=True)  # status lines stay one greppable line
 err_console = Console(stderr=True, highlight=False)
 
 
