@@ -128,3 +128,15 @@ def test_index_live_nodes():
 
 def test_default_output_path(tmp_path):
     assert default_output_path(tmp_path / "a.onnx").name == "a.surgery.onnx"
+
+
+def test_large_models_switch_to_external_data(tmp_path, monkeypatch):
+    import surgery.graph as graph
+
+    model = two_heads()
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.zeros(2048, np.float32), "big"))
+    monkeypatch.setattr(graph, "EXTERNAL_DATA_THRESHOLD", 4096)  # stands in for protobuf's 2 GB limit
+    saved = graph.save_model(model, tmp_path / "large.onnx")
+    assert (tmp_path / "large.onnx.data").is_file()
+    assert saved.nbytes < 4096
+    assert load_model_file(tmp_path / "large.onnx").digest == saved.digest

@@ -35,7 +35,8 @@ def add_json(parser: argparse.ArgumentParser) -> None:
 
 def add_shapes(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input-shapes", metavar="NAME:DIMS", action="append", default=[],
-                        help="sizes for dynamic inputs, trtexec syntax: input:1x3x96x96[,other:1x10]")
+                        help="sizes for dynamic inputs, trtexec syntax: input:1x3x96x96[,other:1x10]; "
+                             "a dynamic batch axis defaults to 1")
 
 
 def shapes_arg(args: argparse.Namespace) -> dict:
