@@ -16,9 +16,10 @@ from typing import ClassVar
 
 import onnx
 
-from ._dead_code import sweep, unused_inputs
 from surgery.graph import GraphIndex
 from surgery.pass_infra import Pass, PassResult
+
+from ._dead_code import sweep, unused_inputs
 
 
 @dataclass(frozen=True, kw_only=True)

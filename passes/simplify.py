@@ -71,7 +71,9 @@ class Simplify(Pass):
             notes.append("onnxsim found nothing to fold or fuse")
         if changed:
             model.CopyFrom(simplified)
-        result_counts = {"nodes_removed": removed, **{f"{op}_removed": n for op, n in counts.items()}} if changed else {}
+        result_counts = {"nodes_removed": removed, **{f"{op}_removed": n for op, n in counts.items()}}
+        if not changed:
+            result_counts = {}
         return PassResult(model, changed=changed, counts={k: v for k, v in result_counts.items() if v}, notes=notes)
 
 

@@ -19,7 +19,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
 
@@ -215,7 +214,7 @@ def tensor_numel(tensor: onnx.TensorProto) -> int:
     return math.prod(tensor.dims)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _itemsize(data_type: int) -> int:
     if data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
         return 0
@@ -330,9 +329,10 @@ class GraphIndex:
                 if out:
                     producer[out] = i
             names = [x for x in node.input if x]
-            if node.op_type in SUBGRAPH_OPS or node.domain not in ("", "ai.onnx"):
-                if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
-                    names.extend(subgraph_outer_inputs(node))
+            if (node.op_type in SUBGRAPH_OPS or node.domain not in ("", "ai.onnx")) and any(
+                a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute
+            ):
+                names.extend(subgraph_outer_inputs(node))
             self.reads.append(names)
             for name in names:
                 if name in consumers:

@@ -176,7 +176,8 @@ class NumericParity(Instrument):
             session = Session(data)
             self._prev_outputs = self._run(session, self._feeds)
         except RuntimeError as exc:
-            raise VerificationError(f"the input model does not run on onnxruntime: {exc} (use --no-verify to skip)")
+            raise VerificationError(
+                f"the input model does not run on onnxruntime: {exc} (use --no-verify to skip)") from None
         self._prev_bytes = data if isinstance(data, bytes) else None
         self._prev_model = None if isinstance(data, bytes) else data
         self._orig_outputs = self._prev_outputs

@@ -21,7 +21,6 @@ import onnx
 from surgery.errors import (
     PassError,
     PostconditionError,
-    PreconditionError,
     SurgeryError,
     UnknownNameError,
     UsageError,
@@ -161,7 +160,7 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
 
 
 def _type_label(tp: Any) -> str:
-    inner, optional = _strip_optional(tp)
+    inner, _ = _strip_optional(tp)
     origin = typing.get_origin(inner)
     if origin is tuple:
         label = f"list[{_type_label(typing.get_args(inner)[0])}]"
@@ -179,7 +178,8 @@ def parse_option_value(pass_name: str, key: str, text: str, tp: Any) -> Any:
     origin = typing.get_origin(inner)
     if origin is tuple:
         item_tp = typing.get_args(inner)[0]
-        return tuple(parse_option_value(pass_name, key, part.strip(), item_tp) for part in text.split(",") if part.strip())
+        parts = [part.strip() for part in text.split(",") if part.strip()]
+        return tuple(parse_option_value(pass_name, key, part, item_tp) for part in parts)
     if inner is bool:
         low = text.lower()
         if low in ("1", "true", "yes", "on"):

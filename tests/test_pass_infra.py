@@ -3,9 +3,9 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from surgery.passes import PASSES, PruneOutputs, ResizeNearest, get_pass, make_pass
 
 from surgery.errors import UnknownNameError, UsageError
-from surgery.passes import PASSES, PruneOutputs, ResizeNearest, get_pass, make_pass
 
 
 def test_registry_names_match_classes():

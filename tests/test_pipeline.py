@@ -7,11 +7,11 @@ import numpy as np
 import onnx
 import pytest
 from conftest import two_heads
+from surgery.passes import EliminateDeadCode, PruneOutputs, ResizeNearest, Truncate
 
 from surgery.apply import apply
 from surgery.errors import PassError, UsageError, VerificationError
 from surgery.pass_infra import Pass, PassResult
-from surgery.passes import EliminateDeadCode, PruneOutputs, ResizeNearest, Truncate
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import numpy as np
 from conftest import op_types, parse, run, two_heads
-
 from surgery.passes import EliminateDeadCode
 
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import parse, run
+from surgery.passes import FixShapes
 
 from surgery.errors import UnknownNameError, UsageError
 from surgery.graph import value_shape
-from surgery.passes import FixShapes
 
 CONV = """
 <ir_version: 7, opset_import: ["" : 13]>

@@ -4,9 +4,9 @@ import numpy as np
 import onnx
 import pytest
 from conftest import op_types, run, two_heads
+from surgery.passes import PruneOutputs
 
 from surgery.errors import UnknownNameError, UsageError
-from surgery.passes import PruneOutputs
 
 FEED = {"x": np.random.default_rng(2).random((1, 3, 8, 8), dtype=np.float32)}
 

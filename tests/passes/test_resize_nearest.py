@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import parse, run, two_heads
+from surgery.passes import ResizeNearest
 
 from surgery.errors import UsageError
-from surgery.passes import ResizeNearest
 
 FEED = {"x": np.random.default_rng(5).random((1, 3, 8, 8), dtype=np.float32)}
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import op_types, parse, run
+from surgery.passes import Simplify
 
 from surgery.errors import PassError, UsageError
-from surgery.passes import Simplify
 
 SHAPE_CHAIN = """
 <ir_version: 8, opset_import: ["" : 13]>

@@ -4,9 +4,9 @@ import numpy as np
 import onnx
 import pytest
 from conftest import op_types, parse, run, two_heads
+from surgery.passes import Truncate
 
 from surgery.errors import UnknownNameError
-from surgery.passes import Truncate
 
 CLASSIFIER = """
 <ir_version: 7, opset_import: ["" : 13]>
