@@ -16,6 +16,11 @@ VERBS: dict[str, str] = {
     "inspect": "surgery.cli.inspect",
     "apply": "surgery.cli.apply",
     "export": "surgery.cli.export",
+    "bench": "surgery.cli.bench",
+    "diff": "surgery.cli.diff",
+    "tune": "surgery.cli.tune",
+    "compile": "surgery.cli.compile",
+    "import": "surgery.cli.import_",
 }
 
 

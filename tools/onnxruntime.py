@@ -1,0 +1,261 @@
+"""onnxruntime as a benchmark target: ``ort-cpu``, ``ort-cuda``, ``ort-trt``.
+
+The embedded default target: it runs everywhere onnxruntime installs. CUDA and
+TensorRT come from the ``onnxruntime-gpu`` wheel; asking for them where the installed
+onnxruntime lacks them fails with one line naming the provider and how to get it.
+
+Session settings (threads, graph optimization level, execution mode) are a frozen
+:class:`OrtOptions`; ``surgery tune`` searches over them with :func:`session_candidates`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import onnx
+
+from surgery.bench import Job, Measure, ProgressFn, effective_batch, finish_record, first_line, time_calls
+from surgery.errors import ToolNotFoundError, UnknownNameError, UsageError
+from surgery.records import PerfRecord
+
+# target -> execution providers in priority order (onnxruntime falls back left to right)
+PROVIDERS: dict[str, tuple[str, ...]] = {
+    "ort-cpu": ("CPUExecutionProvider",),
+    "ort-cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "ort-trt": ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"),
+}
+INSTALL_HINTS: dict[str, str] = {
+    "ort-cpu": "pip install onnxruntime",
+    "ort-cuda": "pip uninstall onnxruntime && pip install onnxruntime-gpu (needs CUDA and cuDNN libraries)",
+    "ort-trt": "pip uninstall onnxruntime && pip install onnxruntime-gpu tensorrt (needs CUDA and TensorRT "
+               "libraries on LD_LIBRARY_PATH)",
+}
+GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
+EXECUTION_MODES = ("sequential", "parallel")
+
+
+@dataclass(frozen=True)
+class OrtOptions:
+    """onnxruntime session settings for one target. 0 threads means onnxruntime's default."""
+
+    target: str = "ort-cpu"
+    intra_op_threads: int = 0
+    inter_op_threads: int = 0
+    graph_optimization: str = "all"
+    execution_mode: str = "sequential"
+
+    def __post_init__(self) -> None:
+        if self.target not in PROVIDERS:
+            raise UnknownNameError("onnxruntime target", self.target, PROVIDERS)
+        for name in ("intra_op_threads", "inter_op_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise UsageError(f"{name} must be a non-negative integer, got {value!r}")
+        if self.graph_optimization not in GRAPH_OPTIMIZATION:
+            raise UsageError(f"graph optimization {self.graph_optimization!r} is not one of "
+                             f"{', '.join(GRAPH_OPTIMIZATION)}")
+        if self.execution_mode not in EXECUTION_MODES:
+            raise UsageError(f"execution mode {self.execution_mode!r} is not one of {', '.join(EXECUTION_MODES)}")
+
+    def settings(self) -> dict[str, Any]:
+        """The options as a plain dict, for records."""
+        return asdict(self)
+
+    def describe(self) -> str:
+        """Only what differs from the defaults, e.g. ``intra_op_threads=2``."""
+        default = OrtOptions(target=self.target)
+        diff = [f"{k}={v}" for k, v in asdict(self).items() if k != "target" and getattr(default, k) != v]
+        return ", ".join(diff) or "default session settings"
+
+
+def _ort() -> Any:
+    try:
+        import onnxruntime
+    except ImportError:  # pragma: no cover - onnxruntime is a dependency
+        raise ToolNotFoundError("onnxruntime is not installed: pip install onnxruntime") from None
+    return onnxruntime
+
+
+def version() -> str:
+    """The installed onnxruntime's version."""
+    return str(_ort().__version__)
+
+
+def available_targets() -> list[str]:
+    """Targets whose first execution provider the installed onnxruntime offers."""
+    have = set(_ort().get_available_providers())
+    return [t for t, providers in PROVIDERS.items() if providers[0] in have]
+
+
+def is_available(target: str) -> bool:
+    """Whether ``target`` can run here (its provider is compiled into the installed onnxruntime)."""
+    if target not in PROVIDERS:
+        raise UnknownNameError("onnxruntime target", target, PROVIDERS)
+    return target in available_targets()
+
+
+def require(target: str) -> None:
+    """Raise ToolNotFoundError (one line: provider and how to get it) when ``target`` cannot run."""
+    if is_available(target):
+        return
+    ort = _ort()
+    have = ", ".join(p.replace("ExecutionProvider", "") for p in ort.get_available_providers())
+    raise ToolNotFoundError(f"target {target} needs {PROVIDERS[target][0]}, which onnxruntime {ort.__version__} "
+                            f"here does not have (providers: {have}): {INSTALL_HINTS[target]}")
+
+
+def session_options(options: OrtOptions) -> Any:
+    """An ``onnxruntime.SessionOptions`` from our settings."""
+    ort = _ort()
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    so.intra_op_num_threads = options.intra_op_threads
+    so.inter_op_num_threads = options.inter_op_threads
+    so.graph_optimization_level = {
+        "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+    }[options.graph_optimization]
+    so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if options.execution_mode == "parallel"
+                         else ort.ExecutionMode.ORT_SEQUENTIAL)
+    return so
+
+
+def make_session(model: str | os.PathLike | bytes | onnx.ModelProto, options: OrtOptions | None = None) -> Any:
+    """An ``onnxruntime.InferenceSession`` for ``model`` on ``options.target``.
+
+    Raises:
+        ToolNotFoundError: the target's provider is not in this onnxruntime, or it is but
+            failed to load (missing CUDA/TensorRT libraries: onnxruntime would silently fall
+            back to the CPU, and the numbers would be a lie).
+        RuntimeError: onnxruntime rejected the model (first line of its message).
+    """
+    options = options or OrtOptions()
+    require(options.target)
+    ort = _ort()
+    source: Any = model
+    if isinstance(model, onnx.ModelProto):
+        source = model.SerializeToString()
+    elif isinstance(model, (str, os.PathLike)):
+        source = str(Path(model))
+    try:
+        session = ort.InferenceSession(source, session_options(options), providers=list(PROVIDERS[options.target]))
+    except Exception as exc:
+        raise RuntimeError(f"onnxruntime cannot load the model: {first_line(exc)}") from exc
+    wanted = PROVIDERS[options.target][0]
+    if wanted not in session.get_providers():
+        raise ToolNotFoundError(f"target {options.target}: {wanted} is installed but failed to initialise "
+                                f"(session fell back to {', '.join(session.get_providers())}): "
+                                f"{INSTALL_HINTS[options.target]}")
+    return session
+
+
+class _Prepared:
+    """A live session with its feed, warmed up, collecting latencies across rounds."""
+
+    def __init__(self, job: Job, options: OrtOptions):
+        self.session = make_session(job.source, options)
+        self.names = [o.name for o in self.session.get_outputs()]
+        self.feed = job.feed
+        self.outputs: list[Any] = []
+        self.latencies: list[float] = []
+        self.providers = self.session.get_providers()
+
+        # a C-level partial: the timed call adds no Python frame over a bare ``session.run`` loop
+        self.call = functools.partial(self.session.run, self.names, self.feed)
+
+
+def run_jobs(jobs: Sequence[Job], measure: Measure, on_progress: ProgressFn | None = None) -> list[PerfRecord]:
+    """The ``ort-*`` runner for :func:`surgery.bench.sweep`: one PerfRecord per job.
+
+    Sessions are created and warmed up first; then ``measure.rounds`` rounds run each
+    job in turn (A B A B ...). A job that fails to load or run becomes a record with
+    ``error`` and the others go on.
+    """
+    records: list[PerfRecord] = []
+    live: list[tuple[int, _Prepared]] = []
+    for i, job in enumerate(jobs):
+        options = job.options if isinstance(job.options, OrtOptions) else OrtOptions()
+        # at least one warm-up call: the first call allocates, and its outputs give the effective batch
+        rec = PerfRecord(target=options.target, batch=0, target_version=version(), warmup=max(1, measure.warmup),
+                         source="measured", settings=options.settings())
+        records.append(rec)
+        try:
+            prepared = _Prepared(job, options)
+            prepared.outputs = prepared.call()
+            for _ in range(max(0, measure.warmup - 1)):
+                prepared.call()
+        except ToolNotFoundError:
+            raise
+        except Exception as exc:  # OOM, unsupported op or shape: this row fails, the sweep goes on
+            rec.error = first_line(exc)
+            continue
+        rec.settings["providers"] = prepared.providers
+        live.append((i, prepared))
+    total = measure.rounds * max(1, len(live))
+    step = 0
+    for r in range(measure.rounds):
+        iterations, seconds = measure.per_round(r)
+        for i, prepared in list(live):
+            def progress(fraction: float, _step: int = step) -> None:
+                if on_progress is not None:
+                    on_progress((_step + fraction) / total)
+            try:
+                prepared.latencies.extend(time_calls(
+                    prepared.call, iterations=iterations, seconds=seconds,
+                    min_iterations=max(1, measure.min_iterations // measure.rounds),
+                    max_iterations=measure.max_iterations, on_progress=progress if on_progress else None))
+            except Exception as exc:
+                records[i].error = first_line(exc)
+                live.remove((i, prepared))
+            step += 1
+            if on_progress is not None:
+                on_progress(step / total)
+    for i, prepared in live:
+        rec = records[i]
+        rec.latencies_ms = prepared.latencies
+        rec.iterations = len(prepared.latencies)
+        rec.effective_batch = effective_batch(prepared.feed, prepared.outputs)
+        finish_record(rec)
+    return records
+
+
+def bench(model: str | os.PathLike | bytes | onnx.ModelProto, feed: dict[str, Any], options: OrtOptions | None = None,
+          *, measure: Measure | None = None, on_progress: ProgressFn | None = None) -> PerfRecord:
+    """Measure one model with one feed: latency samples, statistics, effective batch, throughput.
+
+    ``batch`` in the record is the effective batch (the feed's leading dimension); use
+    :func:`surgery.bench.sweep` with :func:`run_jobs` for a sweep over batch sizes with
+    re-shaping and failed rows.
+    """
+    options = options or OrtOptions()
+    source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
+    source = str(source) if isinstance(source, os.PathLike) else source
+    record = run_jobs([Job(source=source, options=options, feed=feed)], measure or Measure(), on_progress)[0]
+    record.batch = record.effective_batch or effective_batch(feed)
+    return record
+
+
+def session_candidates(options: OrtOptions, cores: int | None = None) -> list[dict[str, Any]]:
+    """Session-setting changes worth trying from ``options``: thread counts, optimization levels, mode.
+
+    Each is a dict of OrtOptions fields; the ones equal to the current settings are left out.
+    """
+    cores = cores or os.cpu_count() or 1
+    threads = sorted({1, cores, *(2 ** k for k in range(1, 6) if 2 ** k < cores)})
+    out: list[dict[str, Any]] = [{"intra_op_threads": n} for n in threads if n != options.intra_op_threads]
+    out += [{"graph_optimization": level} for level in GRAPH_OPTIMIZATION if level != options.graph_optimization]
+    if options.execution_mode != "parallel":
+        out.append({"execution_mode": "parallel"})
+    return out
+
+
+def apply_settings(options: OrtOptions, change: dict[str, Any]) -> OrtOptions:
+    """``options`` with ``change`` applied (validated)."""
+    return replace(options, **change)
