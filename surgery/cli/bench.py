@@ -91,9 +91,24 @@ def add_ort_settings(parser: argparse.ArgumentParser) -> None:
                    help="execution mode (sequential)")
 
 
+# Vendor targets run their own tools on their own model formats (.om for ais-bench), so they are
+# dispatched before the model is read as ONNX.
+VENDOR_TARGETS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "ais-bench": lambda args: _vendor().run_bench_ascend(args),
+    "trtexec": lambda args: _vendor().run_bench_trtexec(args),
+}
+
+
+def _vendor() -> Any:
+    from surgery.cli import tune_ascend
+
+    return tune_ascend
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="an .onnx file or a zoo model name")
-    parser.add_argument("--target", default="ort-cpu", help=f"where to run: {', '.join(TARGETS)} (ort-cpu)")
+    targets = [*TARGETS, *VENDOR_TARGETS]
+    parser.add_argument("model", metavar="MODEL", help="an .onnx file, a zoo model name, or an .om (ais-bench)")
+    parser.add_argument("--target", default="ort-cpu", help=f"where to run: {', '.join(targets)} (ort-cpu)")
     parser.add_argument("--batch", metavar="LIST", help="batch sizes, comma-separated (default: the zoo recipe's, "
                         f"else {DEFAULT_BATCHES})")
     add_measure(parser, warmup=5, min_time=1.0)
@@ -106,6 +121,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_shapes(parser)
     add_ort_settings(parser)
     add_json(parser)
+    _vendor().add_vendor_bench_arguments(parser)
 
 
 def measure_from_args(args: argparse.Namespace, default_min_time: float, rounds: int = 1) -> Measure:
@@ -142,8 +158,10 @@ def progress_bar(enabled: bool) -> Progress:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.target in VENDOR_TARGETS:
+        return VENDOR_TARGETS[args.target](args)
     if args.target not in TARGETS:
-        raise UnknownNameError("target", args.target, TARGETS)
+        raise UnknownNameError("target", args.target, [*TARGETS, *VENDOR_TARGETS])
     measure = measure_from_args(args, default_min_time=1.0)
     shapes = shapes_arg(args)
     ref = resolve_model(args.model)

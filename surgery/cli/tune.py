@@ -93,8 +93,9 @@ TARGETS: dict[str, Callable[[TuneRequest], tuple[TuneResult, dict[str, Any]]]] =
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="an .onnx file or a zoo model name")
     parser.add_argument("--target", default="ort-cpu", help=f"where to tune: {', '.join(TARGETS)} (ort-cpu)")
-    parser.add_argument("--batch", metavar="LIST", default="1",
-                        help="batch sizes of the before/after table; the search compares at the first (1)")
+    parser.add_argument("--batch", metavar="LIST", default=None,
+                        help="batch sizes of the before/after table; the search compares at the first (1; with "
+                             "--aoe/--auto-tune: the recipe's batch sizes)")
     parser.add_argument("--pass", dest="tune_passes", action="append", metavar="NAME",
                         help="exact pass to try (repeat; default: every exact pass that needs no options)")
     parser.add_argument("--no-passes", action="store_true", help="try session settings only")
@@ -108,6 +109,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_ort_settings(parser)
     add_verify(parser)
     add_json(parser)
+    from surgery.cli.tune_ascend import add_ascend_tune_arguments
+
+    add_ascend_tune_arguments(parser)  # --aoe, --auto-tune, --job-type, --soc, --dry-run, --workdir
 
 
 def _output_path(args: argparse.Namespace, ref: ModelRef) -> Path:
@@ -119,13 +123,19 @@ def _output_path(args: argparse.Namespace, ref: ModelRef) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.aoe or args.auto_tune:
+        from surgery.cli.tune_ascend import run_ascend_tune
+
+        return run_ascend_tune(args)
+    if args.dry_run:
+        raise UsageError("--dry-run plans vendor tuning: use it with --aoe or --auto-tune")
     if args.target not in TARGETS:
         raise UnknownNameError("target", args.target, TARGETS)
     if args.no_verify:
         raise UsageError("tune keeps only verified changes: --no-verify is not allowed here")
     if args.inputs:
         raise UsageError("tune verifies on seeded random samples; --inputs is not supported yet")
-    batches = parse_batches(args.batch)
+    batches = parse_batches(args.batch or "1")
     measure_from_args(args, default_min_time=0.5, rounds=ROUNDS)  # validate before any heavy work
     shapes = shapes_arg(args)
     ref = resolve_model(args.model)
