@@ -5,7 +5,7 @@ import os
 import numpy as np
 import onnx
 import pytest
-from conftest import two_heads
+from graph_builders import two_heads
 
 from surgery.errors import ModelLoadError, ModelSaveError
 from surgery.graph import (

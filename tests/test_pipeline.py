@@ -6,7 +6,7 @@ from typing import ClassVar
 import numpy as np
 import onnx
 import pytest
-from conftest import two_heads
+from graph_builders import two_heads
 from surgery.passes import EliminateDeadCode, PruneOutputs, ResizeNearest, Truncate
 
 from surgery.apply import apply

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from surgery.errors import UsageError
 
-from ._common import add_json, add_shapes, console, print_json, shapes_arg, status
+from ._common import add_json, console, print_json, shapes_arg, status
 
 NAME = "export"
 HELP = "export a zoo model to ONNX (needs torch): checkpoint, variants, shapes, dynamic batch"
@@ -27,7 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                                              "(default: the recipe's, dynamic for most)")
     parser.add_argument("--opset", type=int, default=11, help="ONNX opset (11, what ATC reads)")
     parser.add_argument("--seed", type=int, default=0, help="seed for weights a checkpoint does not set (0)")
-    add_shapes(parser)
+    parser.add_argument("--input-shapes", metavar="NAME:DIMS", action="append", default=[],
+                        help="trace sizes, trtexec syntax: actual_input_1:1x3x96x96; numbers make a static "
+                             "shape, a name in the batch dimension (Nx3x96x96) a dynamic batch")
     add_json(parser)
 
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import numpy as np
-from conftest import op_types, parse, run, two_heads
+from graph_builders import op_types, parse, run, two_heads
 from surgery.passes import EliminateDeadCode
 
 

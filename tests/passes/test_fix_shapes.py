@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import parse, run
+from graph_builders import parse, run
 from surgery.passes import FixShapes
 
 from surgery.errors import UnknownNameError, UsageError

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import op_types, run, two_heads
+from graph_builders import op_types, run, two_heads
 from surgery.passes import PruneOutputs
 
 from surgery.errors import UnknownNameError, UsageError

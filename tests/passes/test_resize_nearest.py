@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import parse, run, two_heads
+from graph_builders import parse, run, two_heads
 from surgery.passes import ResizeNearest
 
 from surgery.errors import UsageError

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import op_types, parse, run
+from graph_builders import op_types, parse, run
 from surgery.passes import Simplify
 
 from surgery.errors import PassError, UsageError

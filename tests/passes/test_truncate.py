@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from conftest import op_types, parse, run, two_heads
+from graph_builders import op_types, parse, run, two_heads
 from surgery.passes import Truncate
 
 from surgery.errors import UnknownNameError
