@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +48,13 @@ def resolve_model(arg: str | os.PathLike, **export_options: Any) -> ModelRef:
         return ModelRef(path=path)
     from surgery.models import resolve_zoo_model
 
-    result = resolve_zoo_model(text, **{k: v for k, v in export_options.items() if v is not None})
-    if isinstance(result, (str, os.PathLike)):
-        return ModelRef(path=Path(result), recipe=recipes[text])
-    return ModelRef(path=Path(result.path), recipe=recipes[text], notices=list(getattr(result, "notices", [])))
+    path = Path(resolve_zoo_model(text, **{k: v for k, v in export_options.items() if v is not None}))
+    return ModelRef(path=path, recipe=recipes[text], notices=_export_notices(path))
+
+
+def _export_notices(path: Path) -> list[str]:
+    """The notices the zoo export wrote beside its cached model (e.g. "seeded weights: accuracy means nothing")."""
+    try:
+        return list(json.loads(path.with_suffix(".json").read_text(encoding="utf-8")).get("notices", []))
+    except (OSError, ValueError, AttributeError):
+        return []
