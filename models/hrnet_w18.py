@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ._resnet import Bottleneck as ResNetBottleneck
+
 BN_MOMENTUM = 0.1
 STAGE1_BLOCKS, STAGE1_CHANNELS = 4, 64
 # (modules, blocks per branch, channels per branch) for stages 2..4
@@ -47,25 +49,10 @@ class BasicBlock(nn.Module):
         return self.relu(self.bn2(self.conv2(out)) + identity)
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(ResNetBottleneck):
+    """The ResNet bottleneck (same keys; torch's default BN momentum is HRNet's 0.1)."""
+
     expansion = 4
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = _bn(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
-        self.bn2 = _bn(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = _bn(planes * 4)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        return self.relu(self.bn3(self.conv3(out)) + identity)
 
 
 def _make_layer(block: type[BasicBlock | Bottleneck], inplanes: int, planes: int, blocks: int) -> nn.Sequential:
@@ -73,7 +60,7 @@ def _make_layer(block: type[BasicBlock | Bottleneck], inplanes: int, planes: int
     if inplanes != planes * block.expansion:
         downsample = nn.Sequential(nn.Conv2d(inplanes, planes * block.expansion, 1, bias=False),
                                    _bn(planes * block.expansion))
-    layers = [block(inplanes, planes, 1, downsample)]
+    layers = [block(inplanes, planes, downsample=downsample)]
     layers += [block(planes * block.expansion, planes) for _ in range(1, blocks)]
     return nn.Sequential(*layers)
 

@@ -42,15 +42,42 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-class CheckModel(Instrument):
-    """The onnx checker after each pass."""
+class _Validity(Instrument):
+    """A yes/no check after each pass that changed the model; blamed on the pass only if the model passed before."""
 
-    name = "check"
+    failure = "fails"
 
     def __init__(self) -> None:
         self.ok_before = True
 
-    def _check(self, model: onnx.ModelProto) -> str | None:
+    def problem(self, model: onnx.ModelProto) -> str | None:
+        """None when the model passes, else the one-line reason."""
+        raise NotImplementedError
+
+    def before_pipeline(self, model: onnx.ModelProto, figures: dict[str, Any]) -> None:
+        error = self.problem(model)
+        self.ok_before = error is None
+        figures[f"{self.name}_input"] = "ok" if error is None else error
+
+    def after_pass(self, p: Pass, result: PassResult, step: StepReport) -> None:
+        if not result.changed:
+            step.figures[self.name] = "unchanged"
+            return
+        error = self.problem(result.model)
+        step.figures[self.name] = "ok" if error is None else error
+        if error is None:
+            self.ok_before = True
+        elif self.ok_before:
+            raise VerificationError(f"pass {p.name}: {self.failure} its output: {error}")
+
+
+class CheckModel(_Validity):
+    """The onnx checker after each pass."""
+
+    name = "check"
+    failure = "onnx checker rejects"
+
+    def problem(self, model: onnx.ModelProto) -> str | None:
         try:
             if model.ByteSize() < EXTERNAL_DATA_THRESHOLD:
                 onnx.checker.check_model(model)
@@ -65,34 +92,14 @@ class CheckModel(Instrument):
             return _first_line(exc)
         return None
 
-    def before_pipeline(self, model: onnx.ModelProto, figures: dict[str, Any]) -> None:
-        error = self._check(model)
-        self.ok_before = error is None
-        figures["check_input"] = "ok" if error is None else error
 
-    def after_pass(self, p: Pass, result: PassResult, step: StepReport) -> None:
-        if not result.changed:
-            step.figures[self.name] = "unchanged"
-            return
-        error = self._check(result.model)
-        if error is None:
-            step.figures[self.name] = "ok"
-            self.ok_before = True
-            return
-        step.figures[self.name] = error
-        if self.ok_before:
-            raise VerificationError(f"pass {p.name}: onnx checker rejects its output: {error}")
-
-
-class InferShapes(Instrument):
+class InferShapes(_Validity):
     """onnx shape inference (strict) after each pass; does not modify the model."""
 
     name = "shapes"
+    failure = "shape inference fails on"
 
-    def __init__(self) -> None:
-        self.ok_before = True
-
-    def _infer(self, model: onnx.ModelProto) -> str | None:
+    def problem(self, model: onnx.ModelProto) -> str | None:
         if model.ByteSize() >= EXTERNAL_DATA_THRESHOLD:
             return None  # skipped: in-memory shape inference is limited to 2 GB
         try:
@@ -100,22 +107,6 @@ class InferShapes(Instrument):
         except Exception as exc:
             return _first_line(exc)
         return None
-
-    def before_pipeline(self, model: onnx.ModelProto, figures: dict[str, Any]) -> None:
-        error = self._infer(model)
-        self.ok_before = error is None
-        figures["shapes_input"] = "ok" if error is None else error
-
-    def after_pass(self, p: Pass, result: PassResult, step: StepReport) -> None:
-        if not result.changed:
-            step.figures[self.name] = "unchanged"
-            return
-        error = self._infer(result.model)
-        step.figures[self.name] = "ok" if error is None else error
-        if error is None:
-            self.ok_before = True
-        elif self.ok_before:
-            raise VerificationError(f"pass {p.name}: shape inference fails on its output: {error}")
 
 
 class NumericParity(Instrument):

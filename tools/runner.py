@@ -9,6 +9,7 @@ code (``E10001``, ``EZ3003``) and the last lines of the log.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -59,6 +60,17 @@ class ToolRun:
     def tail(self, lines: int = TAIL_LINES) -> str:
         """The last ``lines`` lines of the output."""
         return "\n".join(self.output.splitlines()[-lines:])
+
+
+def read_output_json(source: str | os.PathLike, what: str) -> object:
+    """A JSON file a tool wrote, or a ToolOutputError saying it is unreadable or truncated."""
+    where = str(source)
+    try:
+        return json.loads(Path(source).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ToolOutputError(f"cannot read {what} {where}: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ToolOutputError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno}; truncated?)") from None
 
 
 def error_code(text: str) -> str | None:

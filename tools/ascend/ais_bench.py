@@ -18,7 +18,6 @@ the batch the tool divided by, recovered from its own throughput and mean.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -30,7 +29,7 @@ from typing import Any
 from surgery.errors import UsageError
 from surgery.records import PerfRecord
 
-from ..runner import ToolOutputError, ToolRun, run_tool
+from ..runner import ToolOutputError, ToolRun, read_output_json, run_tool
 from ..stat_fields import check_consistent, parse_stat_fields, percentile_key
 
 TARGET = "ais-bench"
@@ -174,13 +173,7 @@ def parse_summary_json(source: str | os.PathLike | Mapping[str, Any], *, batch: 
         data, where = source, "ais_bench summary"
     else:
         where = str(source)
-        try:
-            data = json.loads(Path(source).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ToolOutputError(f"cannot read {where}: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ToolOutputError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno}; truncated?)") \
-                from None
+        data = read_output_json(source, "ais_bench summary")
     if not isinstance(data, Mapping) or "NPU_compute_time" not in data:
         raise ToolOutputError(f"{where} is not an ais_bench summary (no NPU_compute_time)")
     stats = _ms_stats(data["NPU_compute_time"], "NPU_compute_time", where)

@@ -11,7 +11,6 @@ AOE prints ``<task> process finished. Performance improved by xx%`` and/or
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -22,7 +21,7 @@ from typing import Any
 from surgery.errors import UsageError
 from surgery.records import PerfRecord
 
-from ..runner import ToolOutputError, ToolRun, run_tool
+from ..runner import ToolOutputError, ToolRun, read_output_json, run_tool
 from .atc import IMPLMODES, LOG_LEVELS, PRECISION_MODES, Shapes, format_input_shape
 
 JOB_TYPES = {1: "subgraph (SGAT)", 2: "operator (OPAT)"}
@@ -194,13 +193,7 @@ def parse_aoe_result_json(source: str | os.PathLike | Mapping[str, Any]) -> list
         data, where = source, "AOE result"
     else:
         where = str(source)
-        try:
-            data = json.loads(Path(source).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ToolOutputError(f"cannot read AOE result {where}: {exc}") from None
-        except json.JSONDecodeError as exc:
-            raise ToolOutputError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno}; truncated?)") \
-                from None
+        data = read_output_json(source, "AOE result")
     if not isinstance(data, Mapping):
         raise ToolOutputError(f"{where} is not an AOE result (a JSON object was expected)")
     basic = data.get("basic") if isinstance(data.get("basic"), Mapping) else {}
