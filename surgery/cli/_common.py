@@ -64,3 +64,19 @@ def fmt_bytes(n: float) -> str:
 
 def fmt_count(n: int) -> str:
     return f"{n:,}"
+
+
+def print_table(table: Any) -> None:
+    """Print a wide table whole when output goes to a file or pipe (no terminal width to respect)."""
+    from rich.measure import Measurement
+
+    if console.is_terminal:
+        console.print(table)
+        return
+    saved = console.width
+    wanted = Measurement.get(console, console.options.update(width=400), table).maximum
+    console.width = max(saved, wanted)  # print() cannot exceed the console's width; widen it for this table
+    try:
+        console.print(table)
+    finally:
+        console.width = saved

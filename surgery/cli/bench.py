@@ -20,7 +20,7 @@ from surgery.perf_table import bench_rich
 from surgery.records import PerfRecord, RunRecord
 from surgery.shapes import Shape
 
-from ._common import add_json, add_shapes, console, print_json, shapes_arg, status
+from ._common import add_json, add_shapes, console, print_json, print_table, shapes_arg, status
 
 NAME = "bench"
 HELP = "benchmark a model per batch size: latency statistics and throughput, with a run record"
@@ -134,22 +134,6 @@ def default_record_path(ref: ModelRef, suffix: str) -> Path:
         return Path.cwd() / f"{ref.recipe.name}.{suffix}.json"
     name = ref.path.name[: -len(".onnx")] if ref.path.name.endswith(".onnx") else ref.path.name
     return ref.path.with_name(f"{name}.{suffix}.json")
-
-
-def print_table(table: Any) -> None:
-    """Print a wide table whole when output goes to a file or pipe (no terminal width to respect)."""
-    from rich.measure import Measurement
-
-    if console.is_terminal:
-        console.print(table)
-        return
-    saved = console.width
-    wanted = Measurement.get(console, console.options.update(width=400), table).maximum
-    console.width = max(saved, wanted)  # print() cannot exceed the console's width; widen it for this table
-    try:
-        console.print(table)
-    finally:
-        console.width = saved
 
 
 def progress_bar(enabled: bool) -> Progress:

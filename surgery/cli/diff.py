@@ -15,8 +15,7 @@ from surgery.recipe import Recipe
 from surgery.records import PerfRecord, RunRecord, load_record
 from surgery.stats import FASTER, SLOWER
 
-from ._common import print_json, status
-from .bench import print_table
+from ._common import print_json, print_table, status
 
 NAME = "diff"
 HELP = "compare perf records side by side: throughput, p50/p99, speed-up with a 95%% CI and a verdict"

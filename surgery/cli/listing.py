@@ -9,7 +9,7 @@ from rich.table import Table
 
 from surgery.modelref import zoo_recipes
 
-from ._common import add_json, console, print_json
+from ._common import add_json, print_json, print_table
 
 NAME = "list"
 HELP = "list the passes (with options and defaults) or the zoo models"
@@ -42,7 +42,7 @@ def _passes(as_json: bool) -> int:
             choices = f" ({'|'.join(o.choices)})" if o.choices else ""
             lines.append(f"  [cyan]{o.name}[/]: {escape(o.type + choices)}, {escape(default)} — {escape(o.help)}")
         table.add_row(name, "yes" if cls.exact else "[yellow]no[/]", "\n".join(lines))
-    console.print(table)
+    print_table(table)
     return 0
 
 
@@ -74,5 +74,5 @@ def _models(as_json: bool) -> int:
         inputs = ", ".join(f"{i.name} {'x'.join(map(str, i.shape))}" for i in r.inputs)
         variants = ", ".join(f"{v.key}={'|'.join(v.choices)}" for v in r.variants)
         table.add_row(r.name, r.summary, f"{r.params:,}", inputs, variants, ", ".join(p.name for p in r.default_passes))
-    console.print(table)
+    print_table(table)
     return 0

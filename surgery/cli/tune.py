@@ -21,8 +21,8 @@ from surgery.records import PerfRecord, RunRecord
 from surgery.shapes import Shape
 from surgery.tune import KEPT, Candidate, Trial, TuneResult, pass_candidates, tune
 
-from ._common import add_json, add_verify, console, print_json, shapes_arg, status
-from .bench import add_measure, add_ort_settings, measure_from_args, ort_options, print_table, progress_bar
+from ._common import add_json, add_verify, console, print_json, print_table, shapes_arg, status
+from .bench import add_measure, add_ort_settings, measure_from_args, ort_options, progress_bar
 
 NAME = "tune"
 HELP = "keep-or-revert search over exact passes and session settings; keeps only verified, significant gains"
