@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from surgery.errors import ModelLoadError
+from surgery.errors import ModelLoadError, UsageError
 from surgery.recipe import Recipe
 
 
@@ -39,6 +39,10 @@ def resolve_model(arg: str | os.PathLike, **export_options: Any) -> ModelRef:
     path = Path(text)
     recipes = zoo_recipes()
     if path.exists() or text.endswith(".onnx") or os.sep in text or text not in recipes:
+        given = sorted(k for k, v in export_options.items() if v)
+        if given:
+            flag = {"variants": "variant"}.get(given[0], given[0])
+            raise UsageError(f"--{flag} applies to zoo models only, and {text} is a file path")
         if not path.exists():
             close = difflib.get_close_matches(text, list(recipes), n=2, cutoff=0.6)
             hint = f" (did you mean the zoo model {' or '.join(map(repr, close))}?)" if close else ""

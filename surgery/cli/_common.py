@@ -54,6 +54,20 @@ def add_verify(parser: argparse.ArgumentParser) -> None:
     add_shapes(g)
 
 
+def add_zoo(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("zoo models (when MODEL is a zoo name)")
+    g.add_argument("--checkpoint", metavar="FILE.pth", help="load these weights (strictly) before exporting")
+    g.add_argument("--variant", metavar="KEY=VALUE", action="append", default=[],
+                   help="a model variant, e.g. ppm=ascend (repeatable; see: surgery list models)")
+
+
+def zoo_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Export options for ``resolve_model`` from --checkpoint/--variant."""
+    from surgery.cli.export import parse_variants
+
+    return {"checkpoint": args.checkpoint, "variants": parse_variants(args.variant) or None}
+
+
 def fmt_bytes(n: float) -> str:
     for unit in ("B", "KiB", "MiB", "GiB"):
         if abs(n) < 1024 or unit == "GiB":

@@ -16,7 +16,7 @@ from surgery.modelref import resolve_model
 from surgery.pipeline import StepReport
 from surgery.records import RunRecord
 
-from ._common import add_json, add_verify, console, fmt_bytes, print_json, shapes_arg, status
+from ._common import add_json, add_verify, add_zoo, console, fmt_bytes, print_json, shapes_arg, status, zoo_options
 
 NAME = "apply"
 HELP = "run passes over a model, verify after each, save the result with a run record"
@@ -35,6 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--snapshot", metavar="DIR", help="save the model after each pass into DIR")
     parser.add_argument("--overwrite", action="store_true", help="allow -o to name the input model itself")
     add_verify(parser)
+    add_zoo(parser)
     add_json(parser)
 
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     specs = parse_pass_args(args.passes)
     passes = build_passes(specs)  # validate names and options before any heavy work
     shapes = shapes_arg(args)
-    ref = resolve_model(args.model)
+    ref = resolve_model(args.model, **zoo_options(args))
     if not passes:
         if ref.recipe is None:
             raise UsageError("give at least one --pass (see: surgery list passes)")

@@ -20,7 +20,7 @@ from surgery.perf_table import bench_rich
 from surgery.records import PerfRecord, RunRecord
 from surgery.shapes import Shape
 
-from ._common import add_json, add_shapes, console, print_json, print_table, shapes_arg, status
+from ._common import add_json, add_shapes, add_zoo, console, print_json, print_table, shapes_arg, status, zoo_options
 
 NAME = "bench"
 HELP = "benchmark a model per batch size: latency statistics and throughput, with a run record"
@@ -120,6 +120,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "beside the model; for zoo models in the current folder)")
     add_shapes(parser)
     add_ort_settings(parser)
+    add_zoo(parser)
     add_json(parser)
     _vendor().add_vendor_bench_arguments(parser)
 
@@ -148,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         raise UnknownNameError("target", args.target, [*TARGETS, *VENDOR_TARGETS])
     measure = measure_from_args(args, default_min_time=1.0)
     shapes = shapes_arg(args)
-    ref = resolve_model(args.model)
+    ref = resolve_model(args.model, **zoo_options(args))
     batches = parse_batches(args.batch or (",".join(map(str, ref.recipe.batches)) if ref.recipe else DEFAULT_BATCHES))
     source = load_model_file(ref.path)
     quiet = args.json

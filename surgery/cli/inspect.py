@@ -10,7 +10,7 @@ from surgery.graph import load_model_file, summarize
 from surgery.modelref import resolve_model
 from surgery.shapes import format_shape
 
-from ._common import add_json, console, fmt_bytes, print_json
+from ._common import add_json, add_zoo, console, fmt_bytes, print_json, zoo_options
 
 NAME = "inspect"
 HELP = "show a model's inputs, outputs, opset, op counts, node and parameter counts"
@@ -18,11 +18,12 @@ HELP = "show a model's inputs, outputs, opset, op counts, node and parameter cou
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="an .onnx file or a zoo model name")
+    add_zoo(parser)
     add_json(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    ref = resolve_model(args.model)
+    ref = resolve_model(args.model, **zoo_options(args))
     loaded = load_model_file(ref.path)
     s = summarize(loaded.model, size_bytes=loaded.nbytes)
     if args.json:

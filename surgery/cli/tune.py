@@ -21,7 +21,7 @@ from surgery.records import PerfRecord, RunRecord
 from surgery.shapes import Shape
 from surgery.tune import KEPT, Candidate, Trial, TuneResult, pass_candidates, tune
 
-from ._common import add_json, add_verify, console, print_json, print_table, shapes_arg, status
+from ._common import add_json, add_verify, add_zoo, console, print_json, print_table, shapes_arg, status, zoo_options
 from .bench import add_measure, add_ort_settings, measure_from_args, ort_options, progress_bar
 
 NAME = "tune"
@@ -108,6 +108,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--record", metavar="FILE.json", help="run record path (default: beside the output)")
     add_ort_settings(parser)
     add_verify(parser)
+    add_zoo(parser)
     add_json(parser)
     from surgery.cli.tune_ascend import add_ascend_tune_arguments
 
@@ -138,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     batches = parse_batches(args.batch or "1")
     measure_from_args(args, default_min_time=0.5, rounds=ROUNDS)  # validate before any heavy work
     shapes = shapes_arg(args)
-    ref = resolve_model(args.model)
+    ref = resolve_model(args.model, **zoo_options(args))
     out_path = _output_path(args, ref)
     if out_path.exists() and out_path.resolve() == ref.path.resolve():
         raise UsageError(f"refusing to overwrite the input model {ref.path} (give another -o)")

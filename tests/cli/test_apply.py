@@ -119,3 +119,21 @@ def test_snapshot(model_path, tmp_path, capsys):
     assert surgery("apply", model_path, "--pass", "eliminate_dead_code", "--pass", "resize_nearest",
                    "--snapshot", snap) == 0
     assert sorted(p.name for p in snap.iterdir()) == ["01_eliminate_dead_code.onnx", "02_resize_nearest.onnx"]
+
+
+def test_zoo_options_are_refused_for_files(model_path, capsys):
+    assert surgery("apply", model_path, "--pass", "simplify", "--variant", "ppm=ascend") == 2
+    assert "--variant applies to zoo models only" in capsys.readouterr().err
+
+
+def test_zoo_name_with_variant_exports_then_applies(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("torch", reason="zoo export needs torch")
+    monkeypatch.setenv("SURGERY_CACHE_DIR", str(tmp_path / "cache"))
+    out = tmp_path / "unetpp.onnx"
+    rc = surgery("apply", "unetpp", "--variant", "upsample=nearest", "--pass", "resize_nearest", "-o", out)
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "seeded" in text  # the export's notice: no checkpoint, accuracy means nothing
+    assert "resize_nearest (inexact): no match" in text  # the variant already exported nearest Resizes
+    modes = {a.s for n in onnx.load(out).graph.node if n.op_type == "Resize" for a in n.attribute if a.name == "mode"}
+    assert modes == {b"nearest"}
