@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from surgery.errors import ModelLoadError
+from surgery.errors import ModelLoadError, first_line
 
 if TYPE_CHECKING:
     from torch import nn
@@ -87,8 +87,7 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, Any], list[str]]
             what = f" ({unsupported.group(1)})" if unsupported else ""
             raise ModelLoadError(f"checkpoint {path} holds Python objects that torch.load(weights_only=True) "
                                  f"refuses to unpickle{what}; re-save it as a plain state_dict") from None
-        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-        raise ModelLoadError(f"cannot read checkpoint {path}: {first}") from None
+        raise ModelLoadError(f"cannot read checkpoint {path}: {first_line(exc)}") from None
 
     notices: list[str] = []
     state = obj

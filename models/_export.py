@@ -23,7 +23,7 @@ from typing import Any
 
 from surgery import __version__ as SURGERY_VERSION
 from surgery.atomic import check_output_dir, write_bytes_atomic, write_text_atomic
-from surgery.errors import ModelLoadError, UnknownNameError, UsageError
+from surgery.errors import ModelLoadError, UnknownNameError, UsageError, first_line
 from surgery.recipe import Recipe
 
 from . import get_recipe, require_torch, resolve_variants
@@ -204,9 +204,8 @@ def _to_onnx_bytes(torch: Any, model: Any, args: tuple, plan: ExportPlan, module
         except torch.onnx.errors.OnnxExporterError:
             raise  # an op the exporter cannot write: a bug of ours, not the user's shapes
         except RuntimeError as exc:  # the trace runs the network: a size it cannot take fails here
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             shapes = ", ".join(f"{k}:{'x'.join(map(str, v))}" for k, v in plan.shapes.items())
-            raise UsageError(f"{plan.recipe.name} cannot run at {shapes}: {first}") from None
+            raise UsageError(f"{plan.recipe.name} cannot run at {shapes}: {first_line(exc)}") from None
     return buffer.getvalue()
 
 

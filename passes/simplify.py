@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import onnx
 
-from surgery.errors import PassError, UsageError
+from surgery.errors import PassError, UsageError, first_line
 from surgery.pass_infra import Pass, PassResult, option
 from surgery.shapes import parse_shapes
 
@@ -59,8 +59,7 @@ class Simplify(Pass):
                 tensor_size_threshold=self.tensor_size_threshold,
             )
         except Exception as exc:  # onnxsim raises RuntimeError/ValueError/etc. from C++
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PassError(f"onnxsim failed: {first}") from exc
+            raise PassError(f"onnxsim failed: {first_line(exc)}") from exc
         after = Counter(n.op_type for n in simplified.graph.node)
         counts = {f"{op}": before[op] - after.get(op, 0) for op in before if before[op] > after.get(op, 0)}
         added = {op: after[op] - before.get(op, 0) for op in after if after[op] > before.get(op, 0)}

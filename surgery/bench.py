@@ -24,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 import onnx
 
+from surgery import errors
 from surgery.errors import SurgeryError, ToolNotFoundError, UsageError
 from surgery.graph import EXTERNAL_DATA_THRESHOLD, model_digest
 from surgery.parity import InputSpec, model_inputs, random_feed
@@ -284,9 +285,8 @@ def model_source(model: onnx.ModelProto, tmpdir: str | None = None) -> bytes | s
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0][:300] if text else ""
-    return f"{type(exc).__name__}: {line}" if line else type(exc).__name__
+    """``Type: first line`` of an error, for a failed batch row."""
+    return f"{type(exc).__name__}: {errors.first_line(exc, 300)}" if str(exc).strip() else type(exc).__name__
 
 
 def sweep(

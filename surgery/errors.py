@@ -10,6 +10,12 @@ import difflib
 from collections.abc import Iterable
 
 
+def first_line(exc: BaseException, limit: int | None = None) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or its type name if empty."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:limit] if text else type(exc).__name__
+
+
 class SurgeryError(Exception):
     """Base class of every error the CLI turns into a one-line message."""
 

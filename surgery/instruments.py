@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from surgery.errors import VerificationError
+from surgery.errors import VerificationError, first_line
 from surgery.graph import EXTERNAL_DATA_THRESHOLD, save_model
 from surgery.parity import (
     DEFAULT_ATOL,
@@ -35,11 +35,6 @@ from surgery.parity import (
 from surgery.pass_infra import Pass, PassResult
 from surgery.pipeline import Instrument, StepReport
 from surgery.shapes import Shape
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 class _Validity(Instrument):
@@ -89,7 +84,7 @@ class CheckModel(_Validity):
                     onnx.save_model(model, path, save_as_external_data=True)
                     onnx.checker.check_model(path)
         except Exception as exc:
-            return _first_line(exc)
+            return first_line(exc, 300)
         return None
 
 
@@ -105,7 +100,7 @@ class InferShapes(_Validity):
         try:
             onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
         except Exception as exc:
-            return _first_line(exc)
+            return first_line(exc, 300)
         return None
 
 

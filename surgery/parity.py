@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import onnx
 
-from surgery.errors import UsageError
+from surgery.errors import UsageError, first_line
 from surgery.graph import EXTERNAL_DATA_THRESHOLD
 from surgery.shapes import Shape, format_shape
 
@@ -147,7 +147,7 @@ class Session:
         try:
             self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         except Exception as exc:
-            raise RuntimeError(f"onnxruntime cannot load the model: {_first_line(exc)}") from exc
+            raise RuntimeError(f"onnxruntime cannot load the model: {first_line(exc, 300)}") from exc
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, feed: dict[str, np.ndarray], names: list[str] | None = None) -> dict[str, np.ndarray]:
@@ -155,13 +155,8 @@ class Session:
         try:
             values = self.session.run(wanted, feed)
         except Exception as exc:
-            raise RuntimeError(f"onnxruntime failed to run the model: {_first_line(exc)}") from exc
+            raise RuntimeError(f"onnxruntime failed to run the model: {first_line(exc, 300)}") from exc
         return dict(zip(wanted, values, strict=True))
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
 @dataclass
@@ -219,7 +214,3 @@ def compare_arrays(name: str, expected: list[np.ndarray], actual: list[np.ndarra
         diff.cosine = dot / (np.sqrt(na) * np.sqrt(nb))
     diff.passed = diff.mismatches == 0
     return diff
-
-
-def describe_inputs(specs: list[InputSpec], shapes: dict[str, tuple[int, ...]]) -> str:
-    return ", ".join(f"{s.name}:{format_shape(shapes[s.name])} {s.dtype}" for s in specs)

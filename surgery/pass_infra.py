@@ -24,6 +24,7 @@ from surgery.errors import (
     SurgeryError,
     UnknownNameError,
     UsageError,
+    first_line,
 )
 
 
@@ -239,5 +240,4 @@ def wrap_error(exc: Exception, pass_name: str, before: list[str]) -> SurgeryErro
         after = f"after {', '.join(before)}" if before else "the first pass"
         exc.args = (f"pass {pass_name} ({after}): {exc}",)
         return exc
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return PassError(f"{type(exc).__name__}: {message}", pass_name, before)
+    return PassError(f"{type(exc).__name__}: {first_line(exc)}", pass_name, before)

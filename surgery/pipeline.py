@@ -14,7 +14,7 @@ from typing import Any
 
 import onnx
 
-from surgery.errors import SurgeryError, VerificationError
+from surgery.errors import VerificationError
 from surgery.pass_infra import Pass, PassResult, wrap_error
 
 
@@ -85,10 +85,7 @@ class Pipeline:
             start = time.perf_counter()
             try:
                 result = p(model)
-            except SurgeryError as exc:
-                step.status = "failed"
-                raise wrap_error(exc, p.name, done) from exc
-            except Exception as exc:
+            except Exception as exc:  # wrap_error keeps a SurgeryError's class, wraps anything else in PassError
                 step.status = "failed"
                 raise wrap_error(exc, p.name, done) from exc
             step.seconds = time.perf_counter() - start

@@ -54,3 +54,17 @@ def two_heads() -> onnx.ModelProto:
     for node, name in zip(model.graph.node, names, strict=True):
         node.name = name
     return model
+
+
+def padded_model(extra: int) -> onnx.ModelProto:
+    """x → Relu → (``extra`` Identity nodes) → Neg → y: simplify removes the padding, outputs unchanged."""
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Relu", ["x"], ["t0"])]
+    nodes += [helper.make_node("Identity", [f"t{i}"], [f"t{i + 1}"]) for i in range(extra)]
+    nodes.append(helper.make_node("Neg", [f"t{extra}"], ["y"]))
+    graph = helper.make_graph(nodes, "padded", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    return model

@@ -6,7 +6,7 @@ from typing import ClassVar
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
+from graph_builders import padded_model
 from surgery.tools.onnxruntime import OrtOptions
 
 from surgery.bench import finish_record
@@ -14,18 +14,6 @@ from surgery.errors import ToolError, UsageError
 from surgery.pass_infra import Pass, PassResult
 from surgery.records import PerfRecord
 from surgery.tune import FAILED, KEPT, REVERTED, SKIPPED, Candidate, pass_candidates, tune
-
-
-def padded_model(extra: int) -> onnx.ModelProto:
-    """x → Relu → y, with ``extra`` Identity nodes in between: simplify removes them, outputs unchanged."""
-    nodes = [helper.make_node("Relu", ["x"], ["t0"])]
-    nodes += [helper.make_node("Identity", [f"t{i}"], [f"t{i + 1}"]) for i in range(extra)]
-    nodes.append(helper.make_node("Neg", [f"t{extra}"], ["y"]))
-    graph = helper.make_graph(nodes, "padded", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    return model
 
 
 def fake_latency(model: onnx.ModelProto, options: OrtOptions) -> float:

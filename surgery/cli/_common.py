@@ -76,10 +76,6 @@ def fmt_bytes(n: float) -> str:
     return f"{n:.2f} GiB"
 
 
-def fmt_count(n: int) -> str:
-    return f"{n:,}"
-
-
 def print_table(table: Any) -> None:
     """Print a wide table whole when output goes to a file or pipe (no terminal width to respect)."""
     from rich.measure import Measurement

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from graph_builders import padded_model
 from surgery.tools import onnxruntime as ort_tool
 
 from surgery.bench import finish_record
@@ -18,14 +18,8 @@ def surgery(*argv: object) -> int:
 
 
 def write_padded(path: Path, extra: int = 30) -> Path:
-    """x → Relu → (extra Identity nodes) → Neg → y: simplify removes the padding, outputs unchanged."""
-    nodes = [helper.make_node("Relu", ["x"], ["t0"])]
-    nodes += [helper.make_node("Identity", [f"t{i}"], [f"t{i + 1}"]) for i in range(extra)]
-    nodes.append(helper.make_node("Neg", [f"t{extra}"], ["y"]))
-    graph = helper.make_graph(nodes, "padded", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 8])])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
+    """The padded model (simplify removes the padding) saved to ``path``."""
+    model = padded_model(extra)
     onnx.save(model, path)
     return path
 
