@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from surgery.errors import UnknownNameError, UsageError
+from surgery.modelref import Zoo
 from surgery.recipe import Recipe
 
 from .recipes import CSPRESNEXT50, DEEPLABV3, HRNET_W18, ICNET, UNETPP
@@ -112,4 +113,6 @@ def resolve_zoo_model(name: str, **options: Any) -> Path:
     return _resolve(name, **options)
 
 
-__all__ = ["RECIPES", "export_model", "get_recipe", "load_network", "resolve_variants", "resolve_zoo_model"]
+ZOO = Zoo(recipes=RECIPES, resolve=resolve_zoo_model)  # what the CLI and the public API hand to the core
+
+__all__ = ["RECIPES", "ZOO", "export_model", "get_recipe", "load_network", "resolve_variants", "resolve_zoo_model"]

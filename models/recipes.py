@@ -8,7 +8,7 @@ being compiled or measured. Where a guide's table and its text disagree, the tab
 
 from __future__ import annotations
 
-from surgery.recipe import InputSpec, PassStep, Published, Recipe, Variant
+from surgery.recipe import InputSpec, ModelVariant, PassStep, Published, Recipe
 
 ICNET = Recipe(
     name="icnet",
@@ -19,7 +19,7 @@ ICNET = Recipe(
     # upstream leaves the outputs unnamed; the suffix is the output stride (full resolution first)
     outputs=("logits", "logits_4", "logits_8", "logits_16"),
     params=26_249_376,
-    variants=(Variant("ppm", ("exact", "ascend"), "exact",
+    variants=(ModelVariant("ppm", ("exact", "ascend"), "exact",
                       "pyramid pooling: exact adaptive avg pooling, or the Ascend icnet.diff fixed-kernel "
                       "avg_pool2d approximation (inexact for bins 3 and 6)"),),
     # the graph-level form of the guide's `atc --out_nodes="Resize_317:0"`: keep the full-resolution logits
@@ -59,7 +59,7 @@ UNETPP = Recipe(
     inputs=(InputSpec("actual_input_1", ("N", 3, 96, 96)),),
     outputs=("output1",),
     params=9_163_329,
-    variants=(Variant("upsample", ("bilinear", "nearest"), "bilinear",
+    variants=(ModelVariant("upsample", ("bilinear", "nearest"), "bilinear",
                       "upsampling in the network: bilinear align_corners=True (upstream) or nearest "
                       "(the Ascend nested_unet.diff)"),),
     # the Ascend patch (nn.Upsample mode='nearest') done on the graph: torch exports nearest as asymmetric+floor
@@ -117,7 +117,7 @@ DEEPLABV3 = Recipe(
     outputs=("output",),
     params=68_113_030,
     dynamic_batch=False,  # mmseg's pytorch2onnx exports batch 1 ("此模型不支持多batch")
-    variants=(Variant("head", ("logits", "argmax"), "logits",
+    variants=(ModelVariant("head", ("logits", "argmax"), "logits",
                       "output: 19-class logits N×19×H×W, or mmseg's export tail (softmax, argmax int64, "
                       "unsqueeze(0) → 1×N×H×W)"),),
     # the guide runs onnxsim on the export

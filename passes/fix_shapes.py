@@ -130,3 +130,12 @@ def _constant_batch_hazards(model: onnx.ModelProto) -> list[str]:
                 notes.append(f"Reshape {node.name or node.output[0]!r} has a constant target shape "
                              f"{shape.tolist()}: a different batch will fail there")
     return notes
+
+
+def reshape_batch(model: onnx.ModelProto, batch: int) -> tuple[onnx.ModelProto, list[str]]:
+    """``fix_shapes batch=N`` for benchmark sweeps: the re-shaped model and its batch hazard notes.
+
+    The reshaper the CLI hands to :func:`surgery.bench.sweep` for static-batch models.
+    """
+    result = FixShapes(batch=str(batch))(model)
+    return result.model, [n for n in result.notes if "constant target shape" in n]

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from surgery.apply import ApplyResult, apply
+from surgery.api import apply
+from surgery.apply import ApplyResult
 from surgery.errors import (
     ModelLoadError,
     ModelSaveError,

@@ -6,19 +6,20 @@ The CLI's ``surgery apply`` is this function plus loading, saving, tables and a 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import onnx
 
+from surgery.errors import UnknownNameError, UsageError
 from surgery.graph import ModelSummary, load_model, summarize
 from surgery.instruments import CheckModel, InferShapes, NumericParity, Snapshot
-from surgery.parity import DEFAULT_ATOL, DEFAULT_RTOL, load_feeds, model_inputs
+from surgery.parity import DEFAULT_ATOL, DEFAULT_RTOL, load_feeds
 from surgery.pass_infra import Pass
 from surgery.pipeline import Instrument, Pipeline, StepReport
-from surgery.shapes import Shape
+from surgery.shapes import Shape, model_inputs
 
 PassSpec = Pass | str | tuple[str, dict[str, Any]]
 
@@ -37,23 +38,29 @@ class ApplyResult:
         return any(s.changed for s in self.steps)
 
 
-def build_passes(specs: Sequence[PassSpec]) -> list[Pass]:
-    """Pass instances from instances, names, or (name, options) pairs."""
-    from surgery.passes import get_pass, make_pass
+def build_passes(specs: Sequence[PassSpec], registry: Mapping[str, type[Pass]] | None = None) -> list[Pass]:
+    """Pass instances from instances, or names and (name, options) pairs looked up in ``registry``.
 
+    Raises:
+        UsageError: a name given with no registry to look it up in.
+        UnknownNameError: a name the registry does not have (with a did-you-mean).
+    """
     out: list[Pass] = []
     for spec in specs:
         if isinstance(spec, Pass):
             out.append(spec)
-        elif isinstance(spec, str):
-            out.append(make_pass(spec))
+            continue
+        name, options = (spec, {}) if isinstance(spec, str) else spec
+        if registry is None:
+            raise UsageError(f"pass {name!r} given by name but no pass registry was handed in: pass a Pass "
+                             "instance, or call surgery.apply (which uses surgery.passes.PASSES)")
+        if name not in registry:
+            raise UnknownNameError("pass", name, registry)
+        cls = registry[name]
+        if all(isinstance(v, str) for v in options.values()):
+            out.append(cls.from_strings(options))
         else:
-            name, options = spec
-            cls = get_pass(name)
-            if all(isinstance(v, str) for v in options.values()):
-                out.append(cls.from_strings(options))
-            else:
-                out.append(cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}))
+            out.append(cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()}))
     return out
 
 
@@ -69,6 +76,7 @@ def apply(
     model: onnx.ModelProto | str | os.PathLike,
     passes: Sequence[PassSpec],
     *,
+    registry: Mapping[str, type[Pass]] | None = None,
     verify: bool = True,
     samples: int = 3,
     seed: int = 0,
@@ -86,6 +94,7 @@ def apply(
     Args:
         model: a ModelProto or a path. A ModelProto is copied first unless ``copy=False``.
         passes: Pass instances, pass names, or (name, options) pairs, run in order.
+        registry: name → pass class, for passes given by name (``surgery.passes.PASSES``).
         verify: run the onnx checker, shape inference and onnxruntime parity after each pass.
         samples: seeded random samples for parity (plus any from ``inputs``).
         seed: seed of the first random sample.
@@ -110,7 +119,7 @@ def apply(
             model.CopyFrom(original)
     else:
         model = load_model(model)
-    pass_list = build_passes(passes)
+    pass_list = build_passes(passes, registry)
     before = summarize(model)
     instruments: list[Instrument] = []
     if verify and not dry_run:

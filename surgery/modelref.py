@@ -1,16 +1,62 @@
-"""Resolve a MODEL argument: a path to an .onnx file, or a zoo name exported on the fly."""
+"""Resolve a MODEL argument: a path to an .onnx file, or a zoo name exported on the fly.
+
+The zoo is handed in (:class:`Zoo`; the CLI gives ``surgery.models.ZOO``): the core never
+imports the model zoo itself.
+"""
 
 from __future__ import annotations
 
 import difflib
 import json
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from surgery.errors import ModelLoadError, UsageError
 from surgery.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class Zoo:
+    """A model zoo as the core sees it: recipes by name, and the export behind a name.
+
+    Attributes:
+        recipes: name → recipe (plain data; listing needs no torch).
+        resolve: ``resolve(name, checkpoint=..., variants=...)`` → the cached ONNX path
+            (exported on first use; needs torch).
+    """
+
+    recipes: Mapping[str, Recipe] = field(default_factory=dict)
+    resolve: Callable[..., os.PathLike | str] | None = None
+
+    def is_name(self, text: str) -> bool:
+        """A zoo model name that is not also a file in the current folder."""
+        return text in self.recipes and not Path(text).exists()
+
+
+NO_ZOO = Zoo()
+
+
+@dataclass(frozen=True)
+class ZooOptions:
+    """``--checkpoint`` and ``--variant``: how a zoo name is exported."""
+
+    checkpoint: str | None = None
+    variants: tuple[tuple[str, str], ...] = ()
+
+    def given(self) -> list[str]:
+        """The flags given, for refusing them on file paths."""
+        return [flag for flag, value in (("--checkpoint", self.checkpoint), ("--variant", self.variants)) if value]
+
+    def export_kwargs(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.checkpoint:
+            out["checkpoint"] = self.checkpoint
+        if self.variants:
+            out["variants"] = dict(self.variants)
+        return out
 
 
 @dataclass
@@ -24,35 +70,32 @@ class ModelRef:
         return self.recipe.name if self.recipe else str(self.path)
 
 
-def zoo_recipes() -> dict[str, Recipe]:
-    """The zoo's recipes, or {} if the zoo cannot be imported (it never needs torch to list)."""
-    try:
-        from surgery.models import RECIPES
-    except ImportError:
-        return {}
-    return dict(RECIPES)
+def resolve_model(arg: str | os.PathLike, zoo: Zoo = NO_ZOO, options: ZooOptions | None = None) -> ModelRef:
+    """A path if one exists (or looks like a file), else a zoo model exported through its cache.
 
-
-def resolve_model(arg: str | os.PathLike, **export_options: Any) -> ModelRef:
-    """A path if one exists (or looks like a file), else a zoo model exported through its cache."""
+    Raises:
+        ModelLoadError: neither a file nor a zoo name (with a did-you-mean).
+        UsageError: zoo options given for a file path.
+    """
     text = str(arg)
     path = Path(text)
-    recipes = zoo_recipes()
+    options = options or ZooOptions()
+    recipes = zoo.recipes
     if path.exists() or text.endswith(".onnx") or os.sep in text or text not in recipes:
-        given = sorted(k for k, v in export_options.items() if v)
+        given = options.given()
         if given:
-            flag = {"variants": "variant"}.get(given[0], given[0])
-            raise UsageError(f"--{flag} applies to zoo models only, and {text} is a file path")
+            raise UsageError(f"{given[0]} applies to zoo models only, and {text} is a file path")
         if not path.exists():
             close = difflib.get_close_matches(text, list(recipes), n=2, cutoff=0.6)
+            close += [n for n in recipes if n.lower() == text.lower() and n not in close]
             hint = f" (did you mean the zoo model {' or '.join(map(repr, close))}?)" if close else ""
             if not text.endswith(".onnx") and os.sep not in text and recipes and not close:
                 hint = f" (not a file, nor a zoo model: {', '.join(sorted(recipes))})"
             raise ModelLoadError(f"model not found: {text}{hint}")
         return ModelRef(path=path)
-    from surgery.models import resolve_zoo_model
-
-    path = Path(resolve_zoo_model(text, **{k: v for k, v in export_options.items() if v is not None}))
+    if zoo.resolve is None:
+        raise UsageError(f"{text} is a zoo model but this zoo cannot export")
+    path = Path(zoo.resolve(text, **options.export_kwargs()))
     return ModelRef(path=path, recipe=recipes[text], notices=_export_notices(path))
 
 

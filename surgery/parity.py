@@ -17,64 +17,16 @@ import onnx
 
 from surgery.errors import UsageError, first_line
 from surgery.graph import EXTERNAL_DATA_THRESHOLD
-from surgery.shapes import Shape, format_shape
+from surgery.shapes import InputSpec, Shape, shapes_at
+from surgery.shapes import model_inputs as model_inputs  # re-exported: parity reads inputs this way
 
 DEFAULT_ATOL = 1e-5
 DEFAULT_RTOL = 1e-5
 
 
-@dataclass
-class InputSpec:
-    name: str
-    dtype: np.dtype
-    shape: list[int | str]
-
-
-def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
-    inits = {t.name for t in model.graph.initializer}
-    specs = []
-    for vi in model.graph.input:
-        if vi.name in inits:
-            continue
-        tt = vi.type.tensor_type
-        if not vi.type.HasField("tensor_type"):
-            raise UsageError(f"input {vi.name!r} is not a tensor; parity checks support tensor inputs only")
-        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
-        specs.append(InputSpec(vi.name, onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type), dims))
-    return specs
-
-
 def resolve_shapes(specs: list[InputSpec], given: dict[str, Shape] | None = None) -> dict[str, tuple[int, ...]]:
-    """Concrete shapes for every input: given sizes first, then static dims; a dynamic axis 0 defaults to 1."""
-    given = given or {}
-    out: dict[str, tuple[int, ...]] = {}
-    for spec in specs:
-        if spec.name in given:
-            dims = given[spec.name]
-            if any(isinstance(d, str) for d in dims):
-                raise UsageError(f"--input-shapes for {spec.name!r} must be numbers, got {format_shape(dims)}")
-            if spec.shape and len(dims) != len(spec.shape):
-                raise UsageError(f"input {spec.name!r} has rank {len(spec.shape)}, "
-                                 f"--input-shapes gives {format_shape(dims)}")
-            out[spec.name] = tuple(int(d) for d in dims)
-            continue
-        dims_out = []
-        for axis, d in enumerate(spec.shape):
-            if isinstance(d, int) and d > 0:
-                dims_out.append(d)
-            elif axis == 0:
-                dims_out.append(1)
-            else:
-                example = format_shape([x if isinstance(x, int) and x > 0 else (1 if i == 0 else "?")
-                                        for i, x in enumerate(spec.shape)])
-                raise UsageError(f"input {spec.name!r} has a dynamic axis {axis} ({d!r}): give its size with "
-                                 f"--input-shapes {spec.name}:{example.replace('?', 'N')}, or --no-verify")
-        out[spec.name] = tuple(dims_out)
-    unknown = set(given) - {s.name for s in specs}
-    if unknown:
-        raise UsageError(f"--input-shapes names {', '.join(sorted(unknown))}, not an input of the model "
-                         f"(inputs: {', '.join(s.name for s in specs)})")
-    return out
+    """Concrete shapes for verification: :func:`surgery.shapes.shapes_at` with no batch asked for."""
+    return shapes_at(specs, None, given)
 
 
 def random_feed(specs: list[InputSpec], shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:

@@ -10,18 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(frozen=True)
-class InputSpec:
-    """A model input: name, shape (``"N"`` marks the batch axis) and numpy dtype name."""
-
-    name: str
-    shape: tuple[int | str, ...]
-    dtype: str = "float32"
+from surgery.shapes import InputSpec
 
 
 @dataclass(frozen=True)
-class Variant:
+class ModelVariant:
     """A switch where a guide changed the model, e.g. ``ppm=exact|ascend``."""
 
     key: str
@@ -64,7 +57,7 @@ class Recipe:
     params: int  # parameter count of the network as upstream builds it
     opset: int = 11
     dynamic_batch: bool = True
-    variants: tuple[Variant, ...] = ()
+    variants: tuple[ModelVariant, ...] = ()
     default_passes: tuple[PassStep, ...] = ()
     atc: dict[str, Any] = field(default_factory=dict)  # the guide's ATC options (soc, input_format, ...)
     trtexec: dict[str, Any] = field(default_factory=dict)  # the command behind the guide's T4 column
@@ -82,3 +75,6 @@ class Recipe:
     def input_shapes(self, batch: int = 1) -> dict[str, tuple[int, ...]]:
         """The guide's input shapes with the batch axis set to ``batch``."""
         return {i.name: tuple(batch if d == "N" else int(d) for d in i.shape) for i in self.inputs}
+
+
+__all__ = ["InputSpec", "ModelVariant", "PassStep", "Published", "Recipe"]

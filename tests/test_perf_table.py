@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from surgery.bench import finish_record
 from surgery.perf_table import (
     NA,
     bench_grid,
@@ -21,6 +20,7 @@ from surgery.perf_table import (
 )
 from surgery.recipe import Published, Recipe
 from surgery.records import PerfRecord
+from surgery.targets.measure import finish_record
 
 
 def rec(batch: int, ms: float, *, target: str = "ort-cpu", n: int = 200, seed: int = 0, ran: int | None = None,

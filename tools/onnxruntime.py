@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import onnx
 
-from surgery.bench import Job, Measure, ProgressFn, effective_batch, finish_record, first_line, time_calls
+from surgery.bench import BenchModel, Reshaper, sweep
 from surgery.errors import ToolNotFoundError, UnknownNameError, UsageError
+from surgery.graph import load_model_file
+from surgery.modelref import NO_ZOO, Zoo, resolve_model
+from surgery.pass_infra import Pass
 from surgery.records import PerfRecord
+from surgery.search import Candidate, pass_candidates, search
+from surgery.targets.base import BENCH, TUNE, Events, Outcome, Request, Target
+from surgery.targets.measure import Job, Measure, ProgressFn, effective_batch, finish_record, time_calls
+from surgery.targets.measure import describe_error as first_line
+from surgery.targets.model import TargetModel
 
 # target -> execution providers in priority order (onnxruntime falls back left to right)
 PROVIDERS: dict[str, tuple[str, ...]] = {
@@ -259,3 +267,112 @@ def session_candidates(options: OrtOptions, cores: int | None = None) -> list[di
 def apply_settings(options: OrtOptions, change: dict[str, Any]) -> OrtOptions:
     """``options`` with ``change`` applied (validated)."""
     return replace(options, **change)
+
+
+# ---------------------------------------------------------------------------
+# the target
+
+SESSION_SETTINGS = frozenset({"threads", "inter_op_threads", "graph_optimization", "execution_mode"})
+MEASURE_SETTINGS = frozenset({"warmup", "iterations", "min_time", "seed"})
+SEARCH_SETTINGS = frozenset({"passes", "no_passes", "no_session_settings", "min_effect", "samples", "atol", "rtol"})
+DEFAULT_BENCH_BATCHES = (1, 4, 8, 16, 32)  # the guides' perf-table rows
+TUNE_ROUNDS = 5  # incumbent and candidate alternate this many times per comparison
+
+
+class OrtTarget(Target):
+    """onnxruntime in this process: ``ort-cpu``, ``ort-cuda``, ``ort-trt``.
+
+    Benchmarks sweep batch sizes with :func:`surgery.bench.sweep` over :func:`run_jobs`; tuning is
+    :func:`surgery.search.tune` over exact passes and session settings. The zoo, the pass
+    registry and the batch reshaper (``fix_shapes``) are handed in by the caller.
+    """
+
+    honours: ClassVar[Mapping[str, frozenset[str]]] = {
+        BENCH: SESSION_SETTINGS | MEASURE_SETTINGS | {"no_reshape"},
+        TUNE: SESSION_SETTINGS | MEASURE_SETTINGS | SEARCH_SETTINGS}
+
+    def __init__(self, name: str, *, zoo: Zoo = NO_ZOO, registry: Mapping[str, type[Pass]] | None = None,
+                 reshaper: Reshaper | None = None):
+        if name not in PROVIDERS:
+            raise UnknownNameError("onnxruntime target", name, PROVIDERS)
+        self.name = name
+        self.summary = f"onnxruntime with {PROVIDERS[name][0]}, in this process"
+        self.zoo, self.registry, self.reshaper = zoo, dict(registry or {}), reshaper
+
+    def session_options(self, request: Request) -> OrtOptions:
+        return OrtOptions(target=self.name, intra_op_threads=request.get("threads", 0),
+                          inter_op_threads=request.get("inter_op_threads", 0),
+                          graph_optimization=request.get("graph_optimization", "all"),
+                          execution_mode=request.get("execution_mode", "sequential"))
+
+    @staticmethod
+    def measure(request: Request, *, warmup: int, min_time: float, rounds: int = 1) -> Measure:
+        iterations = request.get("iterations")
+        given_time = request.get("min_time")
+        if iterations is not None and given_time is not None:
+            raise UsageError("give --iterations or --min-time, not both")
+        return Measure(warmup=request.get("warmup", warmup), iterations=iterations,
+                       min_time=given_time if given_time is not None else (None if iterations else min_time),
+                       rounds=rounds)
+
+    def _resolve(self, request: Request, events: Events, default_batches: Sequence[int]
+                 ) -> tuple[TargetModel, onnx.ModelProto]:
+        ref = resolve_model(request.model.arg, self.zoo, request.model.zoo_options)
+        for notice in ref.notices:
+            events.notice(notice)
+        loaded = load_model_file(ref.path)
+        batches = tuple(request.batches or (ref.recipe.batches if ref.recipe else None) or default_batches)
+        model = TargetModel(name=ref.label, onnx=ref.path, batches=batches, shapes={}, recipe=ref.recipe,
+                            digest=loaded.digest, nbytes=loaded.nbytes)
+        return model, loaded.model
+
+    def bench(self, request: Request, events: Events) -> Outcome:
+        """Measure the model at every batch size: one record per batch (failed batches keep ``error``)."""
+        self.check(BENCH, request)
+        options = self.session_options(request)
+        measure = self.measure(request, warmup=5, min_time=1.0)
+        require(self.name)
+        model, proto = self._resolve(request, events, DEFAULT_BENCH_BATCHES)
+        if events.on_total is not None:
+            events.on_total(len(model.batches))
+        reshaper = None if request.get("no_reshape", False) else self.reshaper
+        records = sweep([BenchModel(proto, options, digest=model.digest, name=model.name)], run_jobs,
+                        target=self.name, batches=model.batches, measure=measure,
+                        input_shapes=dict(request.input_shapes), reshaper=reshaper,
+                        seed=request.get("seed", 0), on_batch=events.on_batch, on_progress=events.on_progress)[0]
+        return Outcome(records=records, tools={"onnxruntime": {"version": version(), **options.settings()}},
+                       model=model, detail={"measure": measure.to_dict(), "batches": list(model.batches)})
+
+    def tune(self, request: Request, events: Events) -> Outcome:
+        """Keep-or-revert search over exact passes and session settings; the result is ``Outcome.detail``."""
+        self.check(TUNE, request)
+        options = self.session_options(request)
+        measure = self.measure(request, warmup=3, min_time=0.5, rounds=TUNE_ROUNDS)
+        candidates: list[Candidate] = []
+        if not request.get("no_passes", False):
+            candidates += pass_candidates(self.registry, request.get("passes"))
+        if not request.get("no_session_settings", False):
+            candidates += [Candidate.for_setting(c) for c in session_candidates(options)]
+        if not candidates:
+            raise UsageError("nothing to try: drop --no-passes or --no-session-settings")
+        require(self.name)
+        model, proto = self._resolve(request, events, (1,))
+        if events.on_total is not None:
+            events.on_total(len(candidates) + 1)
+        seed = request.get("seed", 0)
+        shapes = dict(request.input_shapes)
+
+        def measure_fn(models: Sequence[BenchModel], batches: Sequence[int]) -> list[list[PerfRecord]]:
+            return sweep(models, run_jobs, target=self.name, batches=batches, measure=measure, input_shapes=shapes,
+                         reshaper=self.reshaper, seed=seed)
+
+        from surgery.parity import DEFAULT_ATOL, DEFAULT_RTOL
+
+        result = search(proto, options=options, measure=measure_fn, candidates=candidates, batch=model.batches[0],
+                      batches=model.batches, min_effect=request.get("min_effect", 0.0),
+                      samples=request.get("samples", 3), seed=seed, atol=request.get("atol", DEFAULT_ATOL),
+                      rtol=request.get("rtol", DEFAULT_RTOL), input_shapes=shapes or None, digest=model.digest,
+                      on_trial=events.on_trial, on_phase=events.on_phase)
+        tools = {"onnxruntime": {"version": version(), "before": options.settings(),
+                                 "after": result.options.settings(), "best": result.options.describe()}}
+        return Outcome(records=result.after, tools=tools, model=model, detail=result)

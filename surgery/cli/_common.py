@@ -9,6 +9,8 @@ from typing import Any
 
 from rich.console import Console
 
+from surgery.errors import UsageError
+from surgery.modelref import NO_ZOO, ModelRef, Zoo, ZooOptions, resolve_model
 from surgery.parity import DEFAULT_ATOL, DEFAULT_RTOL
 from surgery.shapes import parse_shapes
 
@@ -43,14 +45,22 @@ def shapes_arg(args: argparse.Namespace) -> dict:
     return parse_shapes(args.input_shapes) if getattr(args, "input_shapes", None) else {}
 
 
-def add_verify(parser: argparse.ArgumentParser) -> None:
+def add_verify(parser: argparse.ArgumentParser, *, defaults_none: bool = False) -> None:
+    """--no-verify, --samples, --seed, --inputs, --atol, --rtol and --input-shapes.
+
+    With ``defaults_none`` the numbers default to None (the library's defaults apply), so a
+    verb can tell which the user gave and refuse those a target cannot honour.
+    """
+    def default(value: object) -> object:
+        return None if defaults_none else value
+
     g = parser.add_argument_group("verification (onnx checker, shape inference, onnxruntime parity)")
     g.add_argument("--no-verify", action="store_true", help="skip verification")
-    g.add_argument("--samples", type=int, default=3, metavar="N", help="seeded random samples for parity (3)")
-    g.add_argument("--seed", type=int, default=0, help="seed of the first random sample (0)")
+    g.add_argument("--samples", type=int, default=default(3), metavar="N", help="seeded random samples for parity (3)")
+    g.add_argument("--seed", type=int, default=default(0), help="seed of the first random sample (0)")
     g.add_argument("--inputs", metavar="FILE.npz", help="real samples: one array per input name")
-    g.add_argument("--atol", type=float, default=DEFAULT_ATOL, help=f"absolute tolerance ({DEFAULT_ATOL:g})")
-    g.add_argument("--rtol", type=float, default=DEFAULT_RTOL, help=f"relative tolerance ({DEFAULT_RTOL:g})")
+    g.add_argument("--atol", type=float, default=default(DEFAULT_ATOL), help=f"absolute tolerance ({DEFAULT_ATOL:g})")
+    g.add_argument("--rtol", type=float, default=default(DEFAULT_RTOL), help=f"relative tolerance ({DEFAULT_RTOL:g})")
     add_shapes(g)
 
 
@@ -61,11 +71,36 @@ def add_zoo(parser: argparse.ArgumentParser) -> None:
                    help="a model variant, e.g. ppm=ascend (repeatable; see: surgery list models)")
 
 
-def zoo_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Export options for ``resolve_model`` from --checkpoint/--variant."""
-    from surgery.cli.export import parse_variants
+def zoo() -> Zoo:
+    """The built-in model zoo, handed to the core (empty when the zoo cannot be imported)."""
+    try:
+        from surgery.models import ZOO
+    except ImportError:
+        return NO_ZOO
+    return ZOO
 
-    return {"checkpoint": args.checkpoint, "variants": parse_variants(args.variant) or None}
+
+def parse_variants(items: list[str]) -> tuple[tuple[str, str], ...]:
+    """``["ppm=ascend", ...]`` → ``(("ppm", "ascend"),)``."""
+    variants: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise UsageError(f"bad --variant {item!r}: expected KEY=VALUE such as ppm=ascend")
+        if key.strip() in variants:
+            raise UsageError(f"--variant {key.strip()} given twice")
+        variants[key.strip()] = value.strip()
+    return tuple(variants.items())
+
+
+def zoo_options(args: argparse.Namespace) -> ZooOptions:
+    """``--checkpoint`` / ``--variant`` as the typed options model resolution takes."""
+    return ZooOptions(checkpoint=args.checkpoint, variants=parse_variants(args.variant))
+
+
+def resolve(args: argparse.Namespace) -> ModelRef:
+    """The verb's MODEL argument resolved against the built-in zoo with its zoo options."""
+    return resolve_model(args.model, zoo(), zoo_options(args))
 
 
 def fmt_bytes(n: float) -> str:

@@ -12,11 +12,10 @@ from rich.table import Table
 from surgery.apply import ApplyResult, apply
 from surgery.errors import PassError, UsageError, VerificationError
 from surgery.graph import ModelSummary, default_output_path, load_model_file, save_model
-from surgery.modelref import resolve_model
 from surgery.pipeline import StepReport
 from surgery.records import RunRecord
 
-from ._common import add_json, add_verify, add_zoo, console, fmt_bytes, print_json, shapes_arg, status, zoo_options
+from ._common import add_json, add_verify, add_zoo, console, fmt_bytes, print_json, resolve, shapes_arg, status
 
 NAME = "apply"
 HELP = "run passes over a model, verify after each, save the result with a run record"
@@ -56,16 +55,18 @@ def parse_pass_args(groups: list[list[str]]) -> list[tuple[str, dict[str, str]]]
 
 
 def run(args: argparse.Namespace) -> int:
+    from surgery.passes import PASSES
+
     from surgery.apply import build_passes
 
     specs = parse_pass_args(args.passes)
-    passes = build_passes(specs)  # validate names and options before any heavy work
+    passes = build_passes(specs, PASSES)  # validate names and options before any heavy work
     shapes = shapes_arg(args)
-    ref = resolve_model(args.model, **zoo_options(args))
+    ref = resolve(args)
     if not passes:
         if ref.recipe is None:
             raise UsageError("give at least one --pass (see: surgery list passes)")
-        passes = build_passes([(s.name, s.options) for s in ref.recipe.default_passes])
+        passes = build_passes([(s.name, s.options) for s in ref.recipe.default_passes], PASSES)
     source = load_model_file(ref.path)
     out_path = _output_path(args, ref)
     if not args.dry_run and not args.overwrite and out_path.exists() and out_path.resolve() == ref.path.resolve():

@@ -1,80 +1,39 @@
-"""surgery bench MODEL [--target ort-cpu] [--batch 1,4,8,16,32] [--warmup N] [--iterations N | --min-time S]"""
+"""surgery bench MODEL [--target ort-cpu|ort-cuda|ort-trt|ais-bench|trtexec] [--batch 1,4,8,16,32] ..."""
 
 from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import onnx
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
-
-from surgery.bench import Measure, ProgressFn, parse_batches, sweep_one
-from surgery.errors import UnknownNameError
-from surgery.graph import load_model_file
-from surgery.modelref import ModelRef, resolve_model
 from surgery.perf_table import bench_rich
-from surgery.records import PerfRecord, RunRecord
-from surgery.shapes import Shape
+from surgery.targets import BENCH, get_target
+from surgery.targets.model import file_stem
 
-from ._common import add_json, add_shapes, add_zoo, console, print_json, print_table, shapes_arg, status, zoo_options
+from . import _targets
+from ._common import add_json, add_shapes, add_zoo
+from ._run import (
+    add_vendor,
+    events_for,
+    new_record,
+    perf_status,
+    print_plan,
+    progress_bar,
+    request_from,
+    save_and_report,
+)
 
 NAME = "bench"
 HELP = "benchmark a model per batch size: latency statistics and throughput, with a run record"
 
-DEFAULT_BATCHES = "1,4,8,16,32"  # the guides' perf-table rows
-
-
-@dataclass
-class BenchRequest:
-    """Everything a target needs to benchmark one model over a batch sweep."""
-
-    model: onnx.ModelProto
-    ref: ModelRef
-    digest: str
-    target: str
-    batches: list[int]
-    measure: Measure
-    input_shapes: dict[str, Shape]
-    reshape: bool
-    args: argparse.Namespace  # target-specific flags (threads, graph optimization, ...)
-    on_batch: Callable[[int, int], None] | None = None
-    on_progress: ProgressFn | None = None
-
-
-def ort_options(args: argparse.Namespace, target: str) -> Any:
-    from surgery.tools.onnxruntime import OrtOptions
-
-    return OrtOptions(target=target, intra_op_threads=args.threads, inter_op_threads=args.inter_op_threads,
-                      graph_optimization=args.graph_optimization, execution_mode=args.execution_mode)
-
-
-def _bench_ort(req: BenchRequest) -> tuple[list[PerfRecord], dict[str, Any]]:
-    from surgery.tools import onnxruntime as ort_tool
-
-    options = ort_options(req.args, req.target)
-    ort_tool.require(req.target)
-    records = sweep_one(req.model, ort_tool.run_jobs, target=req.target, batches=req.batches, measure=req.measure,
-                        options=options, digest=req.digest, name=req.ref.label, input_shapes=req.input_shapes,
-                        reshape=req.reshape, on_batch=req.on_batch, on_progress=req.on_progress)
-    return records, {"onnxruntime": {"version": ort_tool.version(), **options.settings()}}
-
-
-# target name -> function(BenchRequest) -> (records, tool settings for the run record).
-# Vendor targets (ais-bench, trtexec) plug in here.
-TARGETS: dict[str, Callable[[BenchRequest], tuple[list[PerfRecord], dict[str, Any]]]] = {
-    "ort-cpu": _bench_ort,
-    "ort-cuda": _bench_ort,
-    "ort-trt": _bench_ort,
-}
+# every target-specific flag of bench; each target says which it honours, the rest are refused
+SETTINGS = ("warmup", "iterations", "min_time", "seed", "no_reshape", "threads", "inter_op_threads",
+            "graph_optimization", "execution_mode", "fp16", "loop", "device")
 
 
 def add_measure(parser: argparse.ArgumentParser, *, warmup: int, min_time: float) -> None:
     """--warmup, and --iterations or --min-time (shared with tune)."""
-    parser.add_argument("--warmup", type=int, default=warmup, metavar="N", help=f"warm-up calls per batch ({warmup})")
+    parser.add_argument("--warmup", type=int, metavar="N", help=f"warm-up calls per batch ({warmup})")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--iterations", type=int, metavar="N", help="timed calls per batch")
     group.add_argument("--min-time", type=float, metavar="S",
@@ -83,124 +42,71 @@ def add_measure(parser: argparse.ArgumentParser, *, warmup: int, min_time: float
 
 def add_ort_settings(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("onnxruntime session settings (ort-* targets)")
-    g.add_argument("--threads", type=int, default=0, metavar="N", help="intra-op threads (0: onnxruntime default)")
-    g.add_argument("--inter-op-threads", type=int, default=0, metavar="N", help="inter-op threads (0: default)")
-    g.add_argument("--graph-optimization", default="all", choices=("disable", "basic", "extended", "all"),
+    g.add_argument("--threads", type=int, metavar="N", help="intra-op threads (0: onnxruntime default)")
+    g.add_argument("--inter-op-threads", type=int, metavar="N", help="inter-op threads (0: default)")
+    g.add_argument("--graph-optimization", choices=("disable", "basic", "extended", "all"),
                    help="graph optimization level (all)")
-    g.add_argument("--execution-mode", default="sequential", choices=("sequential", "parallel"),
-                   help="execution mode (sequential)")
-
-
-# Vendor targets run their own tools on their own model formats (.om for ais-bench), so they are
-# dispatched before the model is read as ONNX.
-VENDOR_TARGETS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "ais-bench": lambda args: _vendor().run_bench_ascend(args),
-    "trtexec": lambda args: _vendor().run_bench_trtexec(args),
-}
-
-
-def _vendor() -> Any:
-    from surgery.cli import tune_ascend
-
-    return tune_ascend
+    g.add_argument("--execution-mode", choices=("sequential", "parallel"), help="execution mode (sequential)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    targets = [*TARGETS, *VENDOR_TARGETS]
     parser.add_argument("model", metavar="MODEL", help="an .onnx file, a zoo model name, or an .om (ais-bench)")
-    parser.add_argument("--target", default="ort-cpu", help=f"where to run: {', '.join(targets)} (ort-cpu)")
+    parser.add_argument("--target", default="ort-cpu", help=f"where to run: {', '.join(_targets.names(BENCH))} "
+                        "(ort-cpu)")
     parser.add_argument("--batch", metavar="LIST", help="batch sizes, comma-separated (default: the zoo recipe's, "
-                        f"else {DEFAULT_BATCHES})")
+                        "else 1,4,8,16,32; vendor targets: else 1)")
     add_measure(parser, warmup=5, min_time=1.0)
-    parser.add_argument("--no-reshape", action="store_true",
+    parser.add_argument("--no-reshape", action="store_true", default=None,
                         help="refuse batch sizes a static-batch model was not exported for (default: re-shape "
                              "with fix_shapes)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    parser.add_argument("--seed", type=int, metavar="N", help="seed of the random inputs (0)")
     parser.add_argument("--record", metavar="FILE.json", help="run record path (default: <model>.bench.json "
-                        "beside the model; for zoo models in the current folder)")
+                        "beside the model; zoo models in the current folder; vendor targets in the workdir)")
     add_shapes(parser)
     add_ort_settings(parser)
+    vendor = parser.add_argument_group("vendor targets (ais-bench, trtexec)")
+    vendor.add_argument("--fp16", action="store_true", default=None,
+                        help="trtexec: build the engine in FP16 (the guides' T4 column)")
+    vendor.add_argument("--loop", type=int, metavar="N", help="ais-bench loops (default: --iterations, else 100)")
+    vendor.add_argument("--device", type=int, metavar="ID", help="ais-bench NPU device id (0)")
+    add_vendor(vendor)
     add_zoo(parser)
     add_json(parser)
-    _vendor().add_vendor_bench_arguments(parser)
 
 
-def measure_from_args(args: argparse.Namespace, default_min_time: float, rounds: int = 1) -> Measure:
-    min_time = args.min_time if args.min_time is not None else (None if args.iterations else default_min_time)
-    return Measure(warmup=args.warmup, iterations=args.iterations, min_time=min_time, rounds=rounds)
-
-
-def default_record_path(ref: ModelRef, suffix: str) -> Path:
-    if ref.recipe is not None:
-        return Path.cwd() / f"{ref.recipe.name}.{suffix}.json"
-    name = ref.path.name[: -len(".onnx")] if ref.path.name.endswith(".onnx") else ref.path.name
-    return ref.path.with_name(f"{name}.{suffix}.json")
-
-
-def progress_bar(enabled: bool) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
-                    console=console, transient=True, disable=not enabled)
+def default_record_path(args: argparse.Namespace, outcome_model_path: Path | None, zoo_name: str | None,
+                        vendor: bool) -> Path:
+    if vendor:
+        work = Path(args.workdir) if args.workdir else Path(f"{args.target}-{file_stem(Path(args.model))}")
+        return work / f"{file_stem(Path(args.model))}.bench.json"
+    if zoo_name is not None:
+        return Path.cwd() / f"{zoo_name}.bench.json"
+    assert outcome_model_path is not None
+    return outcome_model_path.with_name(f"{file_stem(outcome_model_path)}.bench.json")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.target in VENDOR_TARGETS:
-        return VENDOR_TARGETS[args.target](args)
-    if args.target not in TARGETS:
-        raise UnknownNameError("target", args.target, [*TARGETS, *VENDOR_TARGETS])
-    measure = measure_from_args(args, default_min_time=1.0)
-    shapes = shapes_arg(args)
-    ref = resolve_model(args.model, **zoo_options(args))
-    batches = parse_batches(args.batch or (",".join(map(str, ref.recipe.batches)) if ref.recipe else DEFAULT_BATCHES))
-    source = load_model_file(ref.path)
+    target = get_target(_targets.targets(), args.target, BENCH)
+    request = request_from(args, SETTINGS)
+    target.check(BENCH, request)
+    if args.dry_run:
+        return print_plan(target.plan(BENCH, request), "bench", args.json)
     quiet = args.json
-    if not quiet:
-        for notice in ref.notices:
-            console.print(f"[yellow]notice:[/] {notice}")
-
-    record = RunRecord(command="bench", argv=["surgery", *args.argv], target=args.target)
-    record.input_model = {"path": str(ref.path), "digest": source.digest, "bytes": source.nbytes,
-                          "zoo": ref.recipe.name if ref.recipe else None}
-    record.extra["measure"] = measure.to_dict()
-    record.extra["batches"] = batches
-
+    vendor = "workdir" in target.honours[BENCH]
     started = time.perf_counter()
-    with progress_bar(not quiet) as progress:
-        task = progress.add_task(f"{args.target} batch {batches[0]}", total=len(batches))
-        current = {"index": 0}
-
-        def on_batch(index: int, batch: int) -> None:
-            current["index"] = index
-            progress.update(task, completed=index, description=f"{args.target} batch {batch}")
-
-        def on_progress(fraction: float) -> None:
-            progress.update(task, completed=current["index"] + fraction)
-
-        req = BenchRequest(model=source.model, ref=ref, digest=source.digest, target=args.target, batches=batches,
-                           measure=measure, input_shapes=shapes, reshape=not args.no_reshape, args=args,
-                           on_batch=on_batch, on_progress=on_progress)
-        records, tools = TARGETS[args.target](req)
-        progress.update(task, completed=len(batches))
+    with progress_bar(not quiet and not vendor) as progress:
+        outcome = target.bench(request, events_for(None if vendor else progress, quiet, args.target))
     elapsed = time.perf_counter() - started
+    record = new_record("bench", args, args.target, outcome)
+    if isinstance(outcome.detail, dict):
+        record.extra.update(outcome.detail)
+    model = outcome.model
+    recipe = model.recipe if model is not None else None
+    path = Path(args.record) if args.record else default_record_path(
+        args, model.onnx if model else None, recipe.name if recipe else None, vendor)
+    ok, summary = perf_status(record, f"on {args.target}")
+    label = model.name if model is not None else args.model
+    table = bench_rich(record.perf, title=f"{label} on {args.target}", reference=recipe)
+    return save_and_report(args, record, path, table, ok, f"{summary} ({elapsed:.1f} s)" if ok else summary)
 
-    record.perf = records
-    record.tools = tools
-    failed = [r for r in records if not r.ok]
-    ok = len(failed) < len(records)
-    record.status = "PASSED" if ok else "FAILED"
-    record.reason = "; ".join(f"batch {r.batch}: {r.error}" for r in failed)
-    record_path = Path(args.record) if args.record else default_record_path(ref, "bench")
-    record.save(record_path)
-    if quiet:
-        print_json(record.to_dict())
-        return 0 if ok else 1
-    print_table(bench_rich(records, title=f"{ref.label} on {args.target}", reference=ref.recipe))
-    console.print(f"record {record_path}")
-    measured = len(records) - len(failed)
-    summary = f"{measured}/{len(records)} batch sizes measured on {args.target}"
-    if failed:
-        summary += f"; failed: batch {', '.join(str(r.batch) for r in failed)}"
-    if ok:
-        best = max((r for r in records if r.ok), key=lambda r: r.throughput or 0)
-        summary += f"; best {best.throughput:,.1f} samples/s at batch {best.batch}"
-    status(ok, f"{summary} ({elapsed:.1f} s)" if ok else f"no batch size ran: {failed[0].error}")
-    return 0 if ok else 1
+

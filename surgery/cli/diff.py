@@ -9,13 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from surgery.errors import RecordError, UnknownNameError, UsageError
-from surgery.modelref import zoo_recipes
 from surgery.perf_table import PerfDiff, compare, diff_csv, diff_markdown, diff_rich
 from surgery.recipe import Recipe
 from surgery.records import PerfRecord, RunRecord, load_record
 from surgery.stats import FASTER, SLOWER
 
-from ._common import print_json, print_table, status
+from ._common import print_json, print_table, status, zoo
 
 NAME = "diff"
 HELP = "compare perf records side by side: throughput, p50/p99, speed-up with a 95%% CI and a verdict"
@@ -67,7 +66,7 @@ def labels_for(paths: list[str]) -> list[str]:
 def _reference(args: argparse.Namespace, runs: list[RunRecord | None]) -> Recipe | None:
     if args.no_reference:
         return None
-    recipes = zoo_recipes()
+    recipes = zoo().recipes
     if args.reference:
         if args.reference not in recipes:
             raise UnknownNameError("zoo model", args.reference, recipes)

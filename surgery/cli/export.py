@@ -10,7 +10,7 @@ from rich.table import Table
 
 from surgery.errors import UsageError
 
-from ._common import add_json, console, print_json, shapes_arg, status
+from ._common import add_json, console, parse_variants, print_json, shapes_arg, status
 
 NAME = "export"
 HELP = "export a zoo model to ONNX (needs torch): checkpoint, variants, shapes, dynamic batch"
@@ -33,19 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_json(parser)
 
 
-def parse_variants(items: list[str]) -> dict[str, str]:
-    """``["ppm=ascend", ...]`` → ``{"ppm": "ascend"}``."""
-    variants: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise UsageError(f"bad --variant {item!r}: expected KEY=VALUE such as ppm=ascend")
-        if key.strip() in variants:
-            raise UsageError(f"--variant {key.strip()} given twice")
-        variants[key.strip()] = value.strip()
-    return variants
-
-
 def parse_batch(text: str | None) -> int | str | None:
     """``--batch``: None, ``dynamic`` or a positive integer."""
     if text is None or text == "dynamic":
@@ -59,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     from surgery.models import export_model, get_recipe
 
     get_recipe(args.model)  # an unknown name fails before any other parsing
-    variants = parse_variants(args.variant)
+    variants = dict(parse_variants(args.variant))
     batch = parse_batch(args.batch)
     shapes = shapes_arg(args)
     start = time.perf_counter()

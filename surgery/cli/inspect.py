@@ -7,10 +7,9 @@ import argparse
 from rich.table import Table
 
 from surgery.graph import load_model_file, summarize
-from surgery.modelref import resolve_model
 from surgery.shapes import format_shape
 
-from ._common import add_json, add_zoo, console, fmt_bytes, print_json, zoo_options
+from ._common import add_json, add_zoo, console, fmt_bytes, print_json, resolve
 
 NAME = "inspect"
 HELP = "show a model's inputs, outputs, opset, op counts, node and parameter counts"
@@ -23,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    ref = resolve_model(args.model, **zoo_options(args))
+    ref = resolve(args)
     loaded = load_model_file(ref.path)
     s = summarize(loaded.model, size_bytes=loaded.nbytes)
     if args.json:

@@ -7,9 +7,9 @@ import argparse
 from rich.markup import escape
 from rich.table import Table
 
-from surgery.modelref import zoo_recipes
+from surgery.shapes import InputSpec
 
-from ._common import add_json, print_json, print_table
+from ._common import add_json, print_json, print_table, zoo
 
 NAME = "list"
 HELP = "list the passes (with options and defaults) or the zoo models"
@@ -55,10 +55,10 @@ def _show(value: object) -> str:
 
 
 def _models(as_json: bool) -> int:
-    recipes = zoo_recipes()
+    recipes = zoo().recipes
     if as_json:
         print_json([{"name": r.name, "summary": r.summary, "upstream": r.upstream, "params": r.params,
-                     "inputs": [i.__dict__ for i in r.inputs], "outputs": list(r.outputs),
+                     "inputs": [_input(i) for i in r.inputs], "outputs": list(r.outputs),
                      "variants": {v.key: {"choices": list(v.choices), "default": v.default} for v in r.variants},
                      "default_passes": [{"name": p.name, "options": p.options} for p in r.default_passes]}
                     for r in recipes.values()])
@@ -76,3 +76,7 @@ def _models(as_json: bool) -> int:
         table.add_row(r.name, r.summary, f"{r.params:,}", inputs, variants, ", ".join(p.name for p in r.default_passes))
     print_table(table)
     return 0
+
+
+def _input(spec: InputSpec) -> dict:
+    return {"name": spec.name, "shape": list(spec.shape), "dtype": str(spec.dtype)}

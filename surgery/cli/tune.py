@@ -1,174 +1,138 @@
-"""surgery tune MODEL --target ort-cpu [--batch 1] [--pass NAME ...] [-o OUT.onnx]"""
+"""surgery tune MODEL [--target ort-cpu] [--pass NAME ...] [-o OUT.onnx] | --aoe | --auto-tune"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.markup import escape
 from rich.table import Table
+from surgery.tools.ascend.aoe_flow import TuneReport
 
-from surgery.bench import Variant, parse_batches, sweep
-from surgery.errors import UnknownNameError, UsageError
-from surgery.graph import default_output_path, load_model_file, save_model
-from surgery.modelref import ModelRef, resolve_model
+from surgery.errors import UsageError
+from surgery.graph import default_output_path, save_model
 from surgery.perf_table import compare, diff_rich
-from surgery.records import PerfRecord, RunRecord
-from surgery.shapes import Shape
-from surgery.tune import KEPT, Candidate, Trial, TuneResult, pass_candidates, tune
+from surgery.search import KEPT, SearchResult, Trial
+from surgery.targets import TUNE, Outcome, Request, Target, get_target
 
-from ._common import add_json, add_verify, add_zoo, console, print_json, print_table, shapes_arg, status, zoo_options
-from .bench import add_measure, add_ort_settings, measure_from_args, ort_options, progress_bar
+from . import _targets
+from ._common import add_json, add_verify, add_zoo, console, print_json, print_table, status
+from ._run import (
+    add_vendor,
+    events_for,
+    new_record,
+    perf_status,
+    print_plan,
+    progress_bar,
+    request_from,
+    save_and_report,
+)
+from .bench import add_measure, add_ort_settings
 
 NAME = "tune"
-HELP = "keep-or-revert search over exact passes and session settings; keeps only verified, significant gains"
+HELP = "keep-or-revert search over exact passes and session settings; or AOE / auto_tune on Ascend"
 
-ROUNDS = 5  # incumbent and candidate alternate this many times per comparison
-
-
-@dataclass
-class TuneRequest:
-    """What a target's search needs; the target decides candidates and how to measure."""
-
-    model: Any
-    ref: ModelRef
-    digest: str
-    args: argparse.Namespace
-    input_shapes: dict[str, Shape]
-    batches: list[int]
-    on_trial: Callable[[Trial], None]
-    progress: Any
-
-
-def _tune_ort(req: TuneRequest) -> tuple[TuneResult, dict[str, Any]]:
-    from surgery.tools import onnxruntime as ort_tool
-
-    args = req.args
-    target = args.target
-    ort_tool.require(target)
-    options = ort_options(args, target)
-    measure = measure_from_args(args, default_min_time=0.5, rounds=ROUNDS)
-    candidates = [] if args.no_passes else pass_candidates(args.tune_passes or None)
-    if not args.no_session_settings:
-        candidates += [Candidate.for_setting(c) for c in ort_tool.session_candidates(options)]
-    if not candidates:
-        raise UsageError("nothing to try: drop --no-passes or --no-session-settings")
-    task = req.progress.add_task("baseline", total=len(candidates) + 1)
-    done = {"n": 0}
-
-    def on_trial(trial: Trial) -> None:
-        done["n"] += 1
-        req.progress.update(task, completed=done["n"])
-        req.on_trial(trial)
-
-    def on_phase(phase: str) -> None:
-        req.progress.update(task, description="search" if phase == "search" else "before/after table")
-
-    def measure_fn(variants: Sequence[Variant], batches: Sequence[int]) -> list[list[PerfRecord]]:
-        return sweep(variants, ort_tool.run_jobs, target=target, batches=batches, measure=measure,
-                     input_shapes=req.input_shapes, seed=args.seed)
-
-    result = tune(req.model, options=options, measure=measure_fn, candidates=candidates, batch=req.batches[0],
-                  batches=req.batches, min_effect=args.min_effect, samples=args.samples, seed=args.seed,
-                  atol=args.atol, rtol=args.rtol, input_shapes=req.input_shapes or None, digest=req.digest,
-                  on_trial=on_trial, on_phase=on_phase)
-    req.progress.update(task, completed=len(candidates) + 1)
-    tools = {"onnxruntime": {"version": ort_tool.version(), "before": options.settings(),
-                             "after": result.options.settings(), "best": result.options.describe()}}
-    return result, tools
-
-
-# target name -> search. `--aoe` / `--auto-tune` (vendor adapters) add their own entries and flags.
-TARGETS: dict[str, Callable[[TuneRequest], tuple[TuneResult, dict[str, Any]]]] = {
-    "ort-cpu": _tune_ort,
-    "ort-cuda": _tune_ort,
-    "ort-trt": _tune_ort,
-}
+SETTINGS = ("warmup", "iterations", "min_time", "seed", "threads", "inter_op_threads", "graph_optimization",
+            "execution_mode", "passes", "no_passes", "no_session_settings", "min_effect", "samples", "atol", "rtol",
+            "method", "job_type", "soc", "loop", "device", "bank_root")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="MODEL", help="an .onnx file or a zoo model name")
-    parser.add_argument("--target", default="ort-cpu", help=f"where to tune: {', '.join(TARGETS)} (ort-cpu)")
+    parser.add_argument("--target", default="ort-cpu", help=f"where to tune: {', '.join(_targets.names(TUNE))} "
+                        "(ort-cpu; --aoe and --auto-tune choose atc)")
     parser.add_argument("--batch", metavar="LIST", default=None,
                         help="batch sizes of the before/after table; the search compares at the first (1; with "
                              "--aoe/--auto-tune: the recipe's batch sizes)")
-    parser.add_argument("--pass", dest="tune_passes", action="append", metavar="NAME",
+    parser.add_argument("--pass", dest="passes", action="append", metavar="NAME",
                         help="exact pass to try (repeat; default: every exact pass that needs no options)")
-    parser.add_argument("--no-passes", action="store_true", help="try session settings only")
-    parser.add_argument("--no-session-settings", action="store_true", help="try passes only")
-    parser.add_argument("--min-effect", type=float, default=0.0, metavar="FRACTION",
+    parser.add_argument("--no-passes", action="store_true", default=None, help="try session settings only")
+    parser.add_argument("--no-session-settings", action="store_true", default=None, help="try passes only")
+    parser.add_argument("--min-effect", type=float, metavar="FRACTION",
                         help="keep only speed-ups whose whole CI clears 1+FRACTION, e.g. 0.02 (0)")
     add_measure(parser, warmup=3, min_time=0.5)
     parser.add_argument("-o", "--output", metavar="OUT.onnx", help="best model (default: <model>.tuned.onnx "
                         "beside the input; zoo models in the current folder)")
     parser.add_argument("--record", metavar="FILE.json", help="run record path (default: beside the output)")
     add_ort_settings(parser)
-    add_verify(parser)
+    add_verify(parser, defaults_none=True)
+    ascend = parser.add_argument_group("Ascend tuning (AOE or ATC auto_tune)")
+    method = ascend.add_mutually_exclusive_group()
+    method.add_argument("--aoe", dest="method", action="store_const", const="aoe",
+                        help="tune with AOE, then compile with the tuned bank")
+    method.add_argument("--auto-tune", dest="method", action="store_const", const="auto_tune",
+                        help="tune with ATC --auto_tune_mode=RL,GA (CANN < 6.0.1)")
+    ascend.add_argument("--job-type", metavar="1|2|1,2",
+                        help="AOE job types in order: 1 subgraph, 2 operator (default: the recipe's, else 1,2)")
+    ascend.add_argument("--soc", metavar="SOC", help="the chip for ATC --soc_version (default: the recipe's, "
+                        "else Ascend310P3)")
+    ascend.add_argument("--loop", type=int, metavar="N", help="ais_bench loops per om (100)")
+    ascend.add_argument("--device", type=int, metavar="ID", help="NPU device id (0)")
+    ascend.add_argument("--bank-root", metavar="DIR", help="where tuned banks are cached (default: <workdir>/banks)")
+    add_vendor(ascend)
     add_zoo(parser)
     add_json(parser)
-    from surgery.cli.tune_ascend import add_ascend_tune_arguments
-
-    add_ascend_tune_arguments(parser)  # --aoe, --auto-tune, --job-type, --soc, --dry-run, --workdir
 
 
-def _output_path(args: argparse.Namespace, ref: ModelRef) -> Path:
+def _output_path(args: argparse.Namespace, outcome: Outcome) -> Path:
     if args.output:
         return Path(args.output)
-    if ref.recipe is not None:
-        return Path.cwd() / f"{ref.recipe.name}.tuned.onnx"
-    return default_output_path(ref.path, "tuned")
+    model = outcome.model
+    if model is not None and model.recipe is not None:
+        return Path.cwd() / f"{model.recipe.name}.tuned.onnx"
+    return default_output_path(Path(args.model), "tuned")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.aoe or args.auto_tune:
-        from surgery.cli.tune_ascend import run_ascend_tune
-
-        return run_ascend_tune(args)
-    if args.dry_run:
-        raise UsageError("--dry-run plans vendor tuning: use it with --aoe or --auto-tune")
-    if args.target not in TARGETS:
-        raise UnknownNameError("target", args.target, TARGETS)
+    name = "atc" if args.method else args.target
+    if args.method and args.target not in ("ort-cpu", "atc"):
+        raise UsageError(f"--{args.method.replace('_', '-')} tunes on the atc target, not {args.target}")
+    target = get_target(_targets.targets(), name, TUNE)
     if args.no_verify:
         raise UsageError("tune keeps only verified changes: --no-verify is not allowed here")
     if args.inputs:
         raise UsageError("tune verifies on seeded random samples; --inputs is not supported yet")
-    batches = parse_batches(args.batch or "1")
-    measure_from_args(args, default_min_time=0.5, rounds=ROUNDS)  # validate before any heavy work
-    shapes = shapes_arg(args)
-    ref = resolve_model(args.model, **zoo_options(args))
-    out_path = _output_path(args, ref)
-    if out_path.exists() and out_path.resolve() == ref.path.resolve():
-        raise UsageError(f"refusing to overwrite the input model {ref.path} (give another -o)")
-    if not out_path.parent.is_dir():
-        raise UsageError(f"output folder does not exist: {out_path.parent}")
-    source = load_model_file(ref.path)
+    request = request_from(args, SETTINGS)
+    target.check(TUNE, request)
+    if args.dry_run:
+        return print_plan(target.plan(TUNE, request), "tune", args.json)
+    if args.output and Path(args.output).exists() and Path(args.output).resolve() == Path(args.model).resolve():
+        raise UsageError(f"refusing to overwrite the input model {args.model} (give another -o)")
+    if args.output and not Path(args.output).parent.is_dir():
+        raise UsageError(f"output folder does not exist: {Path(args.output).parent}")
     quiet = args.json
-    record = RunRecord(command="tune", argv=["surgery", *args.argv], target=args.target)
-    record.input_model = {"path": str(ref.path), "digest": source.digest, "bytes": source.nbytes,
-                          "zoo": ref.recipe.name if ref.recipe else None}
-    record.verification = {"enabled": True, "atol": args.atol, "rtol": args.rtol, "samples": args.samples,
-                           "seed": args.seed}
+    if args.method:
+        outcome = target.tune(request, events_for(None, quiet, name))
+        return _report_vendor(args, outcome)
+    return _tune_ort(args, target, request, quiet)
 
-    def on_trial(trial: Trial) -> None:
-        if not quiet:
-            progress.console.print(_trial_line(trial))
 
+def _tune_ort(args: argparse.Namespace, target: Target, request: Request, quiet: bool) -> int:
     started = time.perf_counter()
     with progress_bar(not quiet) as progress:
-        req = TuneRequest(model=source.model, ref=ref, digest=source.digest, args=args, input_shapes=shapes,
-                          batches=batches, on_trial=on_trial, progress=progress)
-        result, tools = TARGETS[args.target](req)
-    elapsed = time.perf_counter() - started
+        events = events_for(progress, quiet, "baseline")
+        count = events.on_trial
 
-    saved = save_model(result.model, out_path, protect=ref.path)
+        def on_trial(trial: Trial) -> None:
+            if count is not None:
+                count(trial)
+            if not quiet:
+                progress.console.print(_trial_line(trial))
+
+        outcome = target.tune(request, dataclasses.replace(events, on_trial=on_trial))
+    elapsed = time.perf_counter() - started
+    result: SearchResult = outcome.detail
+    model = outcome.model
+    assert model is not None
+    out_path = _output_path(args, outcome)
+    saved = save_model(result.model, out_path, protect=model.onnx)
+    record = new_record("tune", args, args.target, outcome)
     record.output_model = {"path": str(saved.path), "digest": saved.digest, "bytes": saved.nbytes}
+    record.verification = {"enabled": True, "atol": request.get("atol"), "rtol": request.get("rtol"),
+                           "samples": request.get("samples", 3), "seed": request.get("seed", 0)}
     record.passes = [s.to_dict() for s in result.steps]
-    record.perf = result.after
-    record.tools = tools
     record.extra["baseline_perf"] = [p.to_dict() for p in result.before]
     record.extra["trials"] = [t.to_dict() for t in result.trials]
     record.extra["kept"] = [t.candidate for t in result.kept]
@@ -179,13 +143,46 @@ def run(args: argparse.Namespace) -> int:
         print_json(record.to_dict())
         return 0
     print_table(_trials_table(result.trials))
-    diff = compare([("before", result.before), ("after", result.after)], reference=ref.recipe)
-    print_table(diff_rich(diff, title=f"{ref.label} on {args.target}: before vs after"))
+    diff = compare([("before", result.before), ("after", result.after)], reference=model.recipe)
+    print_table(diff_rich(diff, title=f"{model.name} on {args.target}: before vs after"))
     console.print(f"wrote {saved.path}, record {record_path}")
     kept = ", ".join(t.candidate for t in result.kept) or "nothing"
     status(True, f"kept {kept} ({len(result.kept)}/{len(result.trials)} candidates); "
-                 f"session: {tools.get('onnxruntime', {}).get('best', '-')} ({elapsed:.1f} s)")
+                 f"session: {outcome.tools.get('onnxruntime', {}).get('best', '-')} ({elapsed:.1f} s)")
     return 0
+
+
+def _report_vendor(args: argparse.Namespace, outcome: Outcome) -> int:
+    report: TuneReport = outcome.detail
+    method = outcome.tools.get("method", "aoe")
+    record = new_record("tune", args, f"ascend-{method}", outcome)
+    record.extra["banks"] = report.banks
+    model = outcome.model
+    name = model.name if model is not None else args.model
+    work = Path(args.workdir) if args.workdir else Path(f"ascend-{name}")
+    path = Path(args.record) if args.record else work / f"{name}.tune-{method}.json"
+    ok, summary = perf_status(record, f"{method} on {outcome.tools.get('soc_version')}", unit="rows")
+    return save_and_report(args, record, path, _vendor_table(report, name, method), ok, summary)
+
+
+def _vendor_table(report: TuneReport, name: str, method: str) -> Table:
+    table = Table(title=f"{name}: untuned vs {method} (ais_bench samples/s)")
+    for column in ("batch", "untuned", method, "ratio", "bank"):
+        table.add_column(column, justify="right" if column != "bank" else "left")
+    banks = {b["batch"]: b for b in report.banks}
+    for row in report.rows():
+        bank = banks.get(row["batch"], {})
+        where = ("cached " if bank.get("cached") else "") + (bank.get("digest") or "")[:12]
+        table.add_row(str(row["batch"]), _fmt(row["untuned"], row["untuned_error"]),
+                      _fmt(row["tuned"], row["tuned_error"]),
+                      f"{row['ratio']:.3f}x" if row["ratio"] else "-", escape(where or "-"))
+    return table
+
+
+def _fmt(value: float | None, error: str | None) -> str:
+    if value is not None:
+        return f"{value:.2f}"
+    return "[red]failed[/]" if error else "-"
 
 
 def _trial_line(trial: Trial) -> str:

@@ -65,7 +65,7 @@ def test_dry_run_prints_one_atc_command_per_batch(tiny, capsys):
         "--input_shape=image:1,3,8,8 --soc_version=Ascend310P3",
         "atc --framework=5 --model=tiny.onnx --output=atc-tiny/tiny_bs4 --input_format=NCHW "
         "--input_shape=image:4,3,8,8 --soc_version=Ascend310P3"]
-    assert out.strip().splitlines()[-1] == "PASSED | dry run: 2 atc commands planned; nothing run"
+    assert out.strip().splitlines()[-1] == "PASSED | dry run: 2 commands planned for compile; nothing run"
     assert not Path("atc-tiny").exists()
 
 
@@ -86,7 +86,7 @@ def test_zoo_dry_run_needs_no_torch(tmp_path, monkeypatch, capsys):
         raise AssertionError("a dry run must not export")
 
     monkeypatch.setattr("surgery.modelref.resolve_model", no_export)
-    monkeypatch.setattr("surgery.cli._vendor.export_zoo_model", no_export)
+    monkeypatch.setattr("surgery.targets.model.export_for_target", no_export)
     rc = surgery("compile", "icnet", "--batch", "1", "--dry-run")
     out = capsys.readouterr().out
     assert rc == 0
@@ -130,7 +130,7 @@ def test_fake_atc_failure_keeps_the_other_batches(tiny, fake_atc, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--atc-option", "precision_mode"], "KEY=VALUE"),
     (["--atc-option", "output=x"], "set by surgery compile"),
-    (["--target", "trtexec"], "unknown compile target"),
+    (["--target", "trtexec"], "target trtexec cannot compile"),
     (["--batch", "1,x"], "bad batch size"),
     (["--atc-option", "log=loud"], "--log must be one of"),
 ])

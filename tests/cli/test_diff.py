@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from surgery.bench import finish_record
 from surgery.cli.main import main
 from surgery.records import PerfRecord, RunRecord
+from surgery.targets.measure import finish_record
 
 
 def surgery(*argv: object) -> int:

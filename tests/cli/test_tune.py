@@ -8,9 +8,9 @@ import onnx
 from graph_builders import padded_model
 from surgery.tools import onnxruntime as ort_tool
 
-from surgery.bench import finish_record
 from surgery.cli.main import main
 from surgery.records import PerfRecord
+from surgery.targets.measure import finish_record
 
 
 def surgery(*argv: object) -> int:

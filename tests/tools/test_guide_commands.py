@@ -6,12 +6,15 @@ names": model, output and the ``${chip_name}`` placeholder are the only differen
 
 from __future__ import annotations
 
-import argparse
 import shlex
 
 import pytest
-from surgery.tools.ascend import aoe, atc, tune
+from surgery.tools.ascend import aoe, atc
+from surgery.tools.ascend import aoe_flow as tune
+from surgery.tools.ascend.targets import AtcTarget
 from surgery.tools.tensorrt import trtexec
+
+from surgery.targets import COMPILE, TUNE, ModelSpec, Request
 
 GUIDE_ATC = {
     "icnet": 'atc --framework=5 --model=ICNet.onnx --output=ICNet_bs1 --out_nodes="Resize_317:0" --input_format=NCHW '
@@ -86,7 +89,7 @@ def test_icnet_auto_tune_command():
     cfg = tune.TuneConfig(onnx="icnet.onnx", name="icnet", soc_version="Ascend310",
                           input_shapes={1: {"actual_input_1": (1, 3, 1024, 2048)}}, batches=(1,), method="auto_tune",
                           atc=guide_settings("icnet"), workdir="w")
-    tuned = next(s for s in tune.build_plan(cfg).steps if s.meta.get("build") == "auto_tune")
+    tuned = next(s for s in tune.build_plan(cfg).steps if s.info.build == "auto_tune")
     assert comparable(options_of(list(tuned.argv))) == comparable(guide)
     assert dict(tuned.env)["TUNE_BANK_PATH"]
 
@@ -102,54 +105,53 @@ def test_icnet_t4_trtexec_command():
 
 
 def _recipe(name):
-    from surgery.modelref import zoo_recipes
+    from surgery.models import RECIPES
 
-    recipe = zoo_recipes().get(name)
+    recipe = RECIPES.get(name)
     if recipe is None:
         pytest.skip(f"the zoo has no recipe {name!r} yet")
     return recipe
 
 
+def _atc_target():
+    from surgery.models import ZOO
+    from surgery.passes import PASSES
+
+    return AtcTarget(zoo=ZOO, registry=PASSES)
+
+
 @pytest.mark.parametrize("name", sorted(GUIDE_ATC))
 def test_zoo_compile_dry_run_reproduces_the_guide(name, tmp_path):
-    from surgery.cli import compile as compile_verb
-    from surgery.cli._vendor import prepare_model
-
     _recipe(name)
     guide = options_of(GUIDE_ATC[name])
     batch = atc.parse_input_shape(guide["input_shape"]).popitem()[1][0]
-    vm = prepare_model(name, workdir=tmp_path, batch=str(batch), dry_run=True)
-    plan = compile_verb.build_plan(vm, soc="Ascend310P3", out_dir=tmp_path, extra={}, bank=None)
+    plan = _atc_target().plan(COMPILE, Request(ModelSpec(name), batches=(batch,), settings={"soc": "Ascend310P3"},
+                                               workdir=str(tmp_path)))
     [step] = [s for s in plan.steps if s.requires == "atc"]
     assert comparable(options_of(list(step.argv))) == {**comparable(guide), **OUR_NAMES.get(name, {})}
     assert plan.steps[0].requires == "internal"  # the export, planned, not run (no torch needed)
 
 
-def test_zoo_icnet_aoe_dry_run_reproduces_the_guide(tmp_path, capsys):
-    from surgery.cli.tune_ascend import add_ascend_tune_arguments, run_ascend_tune
-
+def test_zoo_icnet_aoe_dry_run_reproduces_the_guide(tmp_path):
     _recipe("icnet")
-    parser = argparse.ArgumentParser()
-    parser.add_argument("model")
-    add_ascend_tune_arguments(parser)
-    args = parser.parse_args(["icnet", "--aoe", "--batch", "1", "--dry-run", "--json", "--workdir", str(tmp_path)])
-    assert run_ascend_tune(args) == 0
-    import json
-
-    steps = json.loads(capsys.readouterr().out)["plan"]["steps"]
-    [aoe_step] = [s for s in steps if s["meta"].get("kind") == "aoe"]
-    ours = comparable(options_of(aoe_step["argv"]))
+    plan = _atc_target().plan(TUNE, Request(ModelSpec("icnet"), batches=(1,), settings={"method": "aoe"},
+                                            workdir=str(tmp_path)))
+    [aoe_step] = [s for s in plan.steps if s.info.kind == "aoe"]
+    ours = comparable(options_of(list(aoe_step.argv)))
     ours.pop("out_nodes", None)  # the guide's AOE line had none; the recipe's ATC options may add it
     assert ours == comparable(options_of(GUIDE_AOE_ICNET))
 
 
 def test_zoo_t4_commands(tmp_path):
-    from surgery.cli._vendor import prepare_model
-    from surgery.cli.tune_ascend import plan_bench_trtexec
+    from surgery.models import ZOO
+    from surgery.tools.tensorrt.target import TrtexecTarget
+
+    from surgery.targets import BENCH
 
     recipe = _recipe("icnet")
-    vm = prepare_model("icnet", workdir=tmp_path, batch="1,4", dry_run=True)
-    _plan, options = plan_bench_trtexec(vm, fp16=True)
+    plan = TrtexecTarget(zoo=ZOO).plan(BENCH, Request(ModelSpec("icnet"), batches=(1, 4), settings={"fp16": True},
+                                                      workdir=str(tmp_path)))
     name = recipe.inputs[0].name
-    assert options[1].argv()[:4] == ["trtexec", f"--onnx={tmp_path / 'icnet.onnx'}", "--fp16",
-                                     f"--shapes={name}:4x3x1024x2048"]
+    [_bs1, bs4] = [s for s in plan.steps if s.info.kind == "trtexec"]
+    assert list(bs4.argv[:4]) == ["trtexec", f"--onnx={tmp_path / 'icnet.onnx'}", "--fp16",
+                                  f"--shapes={name}:4x3x1024x2048"]

@@ -28,8 +28,9 @@ from typing import Any
 
 from surgery.errors import UsageError
 from surgery.records import PerfRecord
+from surgery.targets.plan import Step, StepInfo
 
-from ..runner import ToolOutputError, ToolRun, read_output_json, run_tool
+from ..runner import ToolOutputError, ToolRun, read_output_json
 from ..stat_fields import check_consistent, parse_stat_fields, percentile_key
 
 TARGET = "ais-bench"
@@ -247,16 +248,22 @@ def find_summary_json(output: str | os.PathLike, output_dirname: str | None = No
     return found[-1] if found else None
 
 
-def run_ais_bench(options: AisBenchOptions, *, env: Mapping[str, str] | None = None,
-                  cwd: str | os.PathLike | None = None, timeout: float | None = None,
-                  log_path: str | os.PathLike | None = None) -> tuple[ToolRun, PerfRecord]:
-    """Run ais_bench and read its summary JSON (or, lacking one, its printed summary).
+def step(options: AisBenchOptions, description: str, *, batch: int | None = None, build: str | None = None,
+         group: str = "") -> Step:
+    """The plan step of one ais_bench run (needs the interpreter with the ais_bench module)."""
+    summary = options.summary_json_path()
+    return Step(tuple(options.argv()), description, "python:ais_bench",
+                produces=(str(summary),) if summary else (), success_line=SUCCESS_LINE, group=group,
+                info=StepInfo("ais_bench", batch=batch, build=build, om=options.model,
+                              summary=str(summary) if summary else None))
+
+
+def read_record(run: ToolRun, options: AisBenchOptions, *, cwd: str | os.PathLike | None = None) -> PerfRecord:
+    """The record of a finished run: its summary JSON, or lacking one, its printed summary.
 
     Raises:
-        ToolNotFoundError: the interpreter cannot be run.
-        ToolError: ais_bench failed, timed out, or printed no summary.
+        ToolOutputError: neither holds a summary.
     """
-    run = run_tool(options.argv(), env=env, cwd=cwd, timeout=timeout, log_path=log_path, success_line=SUCCESS_LINE)
     summary = options.summary_json_path()
     if summary is not None:
         summary = Path(cwd or ".") / summary
@@ -264,9 +271,23 @@ def run_ais_bench(options: AisBenchOptions, *, env: Mapping[str, str] | None = N
         record = parse_summary_json(summary, batch=options.batchsize, model=options.model)
     else:
         record = parse_summary_text(run.output, batch=options.batchsize, model=options.model,
-                                    source=str(log_path) if log_path else None)
+                                    source=str(run.log_path) if run.log_path else None)
     record.settings.update({"loop": options.loop, "device": options.device, "layout": options.layout})
-    return run, record
+    return record
+
+
+def run_ais_bench(options: AisBenchOptions, *, env: Mapping[str, str] | None = None, timeout: float | None = None,
+                  log_path: str | os.PathLike | None = None) -> tuple[ToolRun, PerfRecord]:
+    """Run ais_bench alone: :func:`step` run as a plan runs it, then :func:`read_record`.
+
+    Raises:
+        ToolNotFoundError: the interpreter or its ais_bench module is missing.
+        ToolError: ais_bench failed, timed out, or printed no summary.
+    """
+    from ..plan import run_step
+
+    run = run_step(step(options, f"measure {options.model}"), env=env, timeout=timeout, log_path=log_path)
+    return run, read_record(run, options)
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -20,8 +20,9 @@ from typing import Any
 
 from surgery.errors import UsageError
 from surgery.records import PerfRecord
+from surgery.targets.plan import Step, StepInfo
 
-from ..runner import ToolOutputError, ToolRun, read_output_json, run_tool
+from ..runner import ToolOutputError, ToolRun, read_output_json
 from .atc import IMPLMODES, LOG_LEVELS, PRECISION_MODES, Shapes, format_input_shape
 
 JOB_TYPES = {1: "subgraph (SGAT)", 2: "operator (OPAT)"}
@@ -247,25 +248,45 @@ class AoeRun:
     results: tuple[AoeResult, ...]
 
 
-def run_aoe(options: AoeOptions, *, bank: str | os.PathLike, executable: str | os.PathLike | None = None,
-            env: Mapping[str, str] | None = None, cwd: str | os.PathLike | None = None,
-            timeout: float | None = None, log_path: str | os.PathLike | None = None) -> AoeRun:
-    """Run one AOE job with ``TUNE_BANK_PATH=bank`` (created if missing).
+def step(options: AoeOptions, description: str, *, bank: str | os.PathLike, bank_dir: str | os.PathLike | None = None,
+         cwd: str | None = None, batch: int | None = None, group: str = "", skip: str | None = None,
+         executable: str | os.PathLike | None = None) -> Step:
+    """The plan step of one AOE job with ``TUNE_BANK_PATH=bank`` (relative to ``cwd``).
 
-    Raises:
-        ToolNotFoundError: aoe cannot be run.
-        ToolError: AOE failed, timed out or never said it finished.
+    ``bank_dir`` is the same folder as seen from where the plan runs (made first; default ``bank``).
     """
-    Path(bank).mkdir(parents=True, exist_ok=True)
+    made = str(bank_dir if bank_dir is not None else bank)
     argv = options.argv()
     if executable is not None:
         argv[0] = str(executable)
-    run = run_tool(argv, env={**(env or {}), "TUNE_BANK_PATH": str(bank)}, cwd=cwd, timeout=timeout,
-                   log_path=log_path, success_line=SUCCESS_LINE, failure_line=FAILURE_LINE)
+    return Step(tuple(argv), description, argv[0] if executable is not None else "aoe",
+                env=(("TUNE_BANK_PATH", str(bank)),), cwd=cwd, makedirs=(made,), produces=(made,),
+                success_line=SUCCESS_LINE, failure_line=FAILURE_LINE, group=group, skip=skip,
+                info=StepInfo("aoe", batch=batch, job_type=options.job_type))
+
+
+def read_results(run: ToolRun, directory: str | os.PathLike) -> AoeRun:
+    """A finished job's improvement lines and the result files under ``directory`` (where it ran)."""
     results: list[AoeResult] = []
-    for path in find_result_files(cwd or "."):
+    for path in find_result_files(directory):
         try:
             results.extend(parse_aoe_result_json(path))
         except ToolOutputError:
             continue  # a stale or partial file of another job must not fail this one
     return AoeRun(run=run, improvements=tuple(parse_aoe_output(run.output)), results=tuple(results))
+
+
+def run_aoe(options: AoeOptions, *, bank: str | os.PathLike, executable: str | os.PathLike | None = None,
+            env: Mapping[str, str] | None = None, cwd: str | os.PathLike | None = None,
+            timeout: float | None = None, log_path: str | os.PathLike | None = None) -> AoeRun:
+    """Run one AOE job alone: :func:`step` run as a plan runs it, then :func:`read_results`.
+
+    Raises:
+        ToolNotFoundError: aoe cannot be run.
+        ToolError: AOE failed, timed out or never said it finished.
+    """
+    from ..plan import run_step
+
+    one = step(options, f"AOE job {options.job_type}", bank=bank, cwd=str(cwd) if cwd is not None else None,
+               executable=executable)
+    return read_results(run_step(one, env=env, timeout=timeout, log_path=log_path), cwd or ".")

@@ -19,11 +19,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from surgery.errors import ToolError, UsageError
+from surgery.errors import UsageError
+from surgery.targets.plan import Step, StepInfo
 
-from ..runner import ToolOutputError, ToolRun, run_tool
+from ..runner import ToolOutputError, ToolRun
 
 SUCCESS_LINE = "ATC run success"
+DEFAULT_SOC = "Ascend310P3"  # the chip of the guides' 310P columns; `npu-smi info` shows the real one
 FAILURE_LINE = "ATC run failed"
 FRAMEWORK_ONNX = 5
 LOG_LEVELS = ("debug", "info", "warning", "error", "null")
@@ -217,24 +219,34 @@ class AtcResult:
     warnings: tuple[str, ...]
 
 
+def step(options: AtcOptions, description: str, *, batch: int | None = None, build: str | None = None,
+         group: str = "", env: tuple[tuple[str, str], ...] = (), makedirs: tuple[str, ...] = (),
+         cwd: str | None = None, executable: str | os.PathLike | None = None) -> Step:
+    """The plan step of one ATC compilation: success needs exit 0, ``ATC run success`` and a non-empty om."""
+    argv = options.argv()
+    if executable is not None:
+        argv[0] = str(executable)
+    return Step(tuple(argv), description, argv[0] if executable is not None else "atc", env=env, cwd=cwd,
+                produces=(options.om_path,), success_line=SUCCESS_LINE, failure_line=FAILURE_LINE, group=group,
+                makedirs=makedirs, info=StepInfo("atc", batch=batch, build=build, om=options.om_path),
+                required_files=(options.om_path,))
+
+
 def run_atc(options: AtcOptions, *, executable: str | os.PathLike | None = None,
             env: Mapping[str, str] | None = None, cwd: str | os.PathLike | None = None,
             timeout: float | None = None, log_path: str | os.PathLike | None = None) -> AtcResult:
-    """Compile with ATC; success needs exit 0, ``ATC run success`` and the om on disk.
+    """Compile with ATC alone: :func:`step` run as a plan runs it.
 
     Raises:
         ToolNotFoundError: atc cannot be run.
         ToolError: ATC failed (with its E-code), timed out, or wrote no om.
     """
-    argv = options.argv()
-    if executable is not None:
-        argv[0] = str(executable)
-    run = run_tool(argv, env=env, cwd=cwd, timeout=timeout, log_path=log_path, success_line=SUCCESS_LINE,
-                   failure_line=FAILURE_LINE)
-    om = Path(cwd or ".") / options.om_path
-    if not om.is_file():
-        raise ToolError(f"atc reported success but {om} was not written", argv, run.returncode, run.tail())
-    return AtcResult(om_path=om, run=run, warnings=tuple(warnings(run.output)))
+    from ..plan import run_step
+
+    one = step(options, f"compile {options.model}", cwd=str(cwd) if cwd is not None else None,
+               executable=executable)
+    run = run_step(one, env=env, timeout=timeout, log_path=log_path)
+    return AtcResult(om_path=Path(cwd or ".") / options.om_path, run=run, warnings=tuple(warnings(run.output)))
 
 
 def count_om_ops(json_path: str | os.PathLike) -> Counter[str]:

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from surgery.errors import UsageError
 from surgery.records import PerfRecord
+from surgery.targets.plan import Step, StepInfo
 
-from ..runner import ToolOutputError, ToolRun, run_tool
+from ..runner import ToolOutputError, ToolRun
 
 TARGET = "ascend-benchmark"
 CHIPS_PER_310_CARD = 4
@@ -187,26 +188,43 @@ def parse_perf_vision(text: str, *, source: str | None = None, batch: int | None
                "note": "throughput is Interface throughputRate per chip; a 310 card has 4 chips"})
 
 
+def step(options: BenchmarkOptions, description: str, *, cwd: str | None = None, batch: int | None = None,
+         group: str = "") -> Step:
+    """The plan step of one run of the legacy benchmark binary (its path is the requirement)."""
+    pure = options.round is not None
+    return Step(tuple(options.argv()), description, options.argv()[0], cwd=cwd,
+                success_line=SUCCESS_LINE if pure else None, group=group,
+                info=StepInfo("benchmark", batch=batch or options.batch_size, om=options.om_path))
+
+
+def read_record(run: ToolRun, options: BenchmarkOptions, *, cwd: str | os.PathLike | None = None) -> PerfRecord:
+    """The record of a finished run: its pure-inference summary, or its perf_vision file.
+
+    Raises:
+        ToolOutputError: no summary printed, or no perf file written.
+    """
+    if options.round is not None:
+        record = parse_pure_infer(run.output, batch=options.batch_size, model=options.om_path)
+        record.iterations = options.round or 0
+        return record
+    perf = Path(cwd or ".") / options.perf_file()
+    try:
+        text = perf.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ToolOutputError(f"benchmark wrote no perf file {perf}: {exc}") from None
+    return parse_perf_vision(text, source=str(perf), batch=options.batch_size, model=options.om_path)
+
+
 def run_benchmark(options: BenchmarkOptions, *, env: Mapping[str, str] | None = None,
                   cwd: str | os.PathLike | None = None, timeout: float | None = None,
                   log_path: str | os.PathLike | None = None) -> tuple[ToolRun, PerfRecord]:
-    """Run the benchmark binary and parse its pure-inference summary or its perf_vision file.
+    """Run the benchmark binary alone: :func:`step` run as a plan runs it, then :func:`read_record`.
 
     Raises:
         ToolNotFoundError, ToolError: as :func:`~surgery.tools.runner.run_tool`.
     """
-    pure = options.round is not None
-    run = run_tool(options.argv(), env=env, cwd=cwd, timeout=timeout, log_path=log_path,
-                   success_line=SUCCESS_LINE if pure else None)
-    if pure:
-        record = parse_pure_infer(run.output, batch=options.batch_size, model=options.om_path)
-        record.iterations = options.round or 0
-    else:
-        perf = Path(cwd or ".") / options.perf_file()
-        try:
-            text = perf.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ToolOutputError(f"benchmark wrote no perf file {perf}: {exc}") from None
-        record = parse_perf_vision(text, source=str(perf), batch=options.batch_size, model=options.om_path)
-    return run, record
+    from ..plan import run_step
 
+    one = step(options, f"benchmark {options.om_path}", cwd=str(cwd) if cwd is not None else None)
+    run = run_step(one, env=env, timeout=timeout, log_path=log_path)
+    return run, read_record(run, options, cwd=cwd)

@@ -27,8 +27,9 @@ from typing import Any
 from surgery.errors import UsageError
 from surgery.records import PerfRecord
 from surgery.shapes import format_shape, parse_shapes
+from surgery.targets.plan import Step, StepInfo
 
-from ..runner import ToolOutputError, ToolRun, run_tool
+from ..runner import ToolOutputError, ToolRun
 from ..stat_fields import check_consistent, parse_stat_fields, percentile_key
 
 TARGET = "trtexec"
@@ -277,17 +278,33 @@ def parse_output(text: str, *, batch: int | None = None, source: str | None = No
                       settings={"shapes": {k: list(v) for k, v in summary.shapes.items()}}, extra=extra)
 
 
-def run_trtexec(options: TrtexecOptions, *, env: Mapping[str, str] | None = None,
-                cwd: str | os.PathLike | None = None, timeout: float | None = None,
+def step(options: TrtexecOptions, description: str, *, batch: int | None = None, group: str = "") -> Step:
+    """The plan step of one trtexec run; success needs exit 0 and ``&&&& PASSED``."""
+    return Step(tuple(options.argv()), description, "trtexec", success_line=SUCCESS_LINE, failure_line=FAILURE_LINE,
+                group=group, info=StepInfo("trtexec", batch=batch))
+
+
+def read_record(run: ToolRun, options: TrtexecOptions, *, batch: int | None = None) -> PerfRecord:
+    """The record of a finished run, from its printed summary.
+
+    Raises:
+        ToolOutputError: the output holds no summary.
+    """
+    record = parse_output(run.output, batch=options.batch() or batch,
+                          source=str(run.log_path) if run.log_path else None,
+                          model=options.onnx or options.load_engine)
+    record.settings.update({"fp16": options.fp16, "int8": options.int8})
+    return record
+
+
+def run_trtexec(options: TrtexecOptions, *, env: Mapping[str, str] | None = None, timeout: float | None = None,
                 log_path: str | os.PathLike | None = None) -> tuple[ToolRun, PerfRecord]:
-    """Run trtexec; success needs exit 0 and ``&&&& PASSED``.
+    """Run trtexec alone: :func:`step` run as a plan runs it, then :func:`read_record`.
 
     Raises:
         ToolNotFoundError, ToolError: as :func:`~surgery.tools.runner.run_tool`.
     """
-    run = run_tool(options.argv(), env=env, cwd=cwd, timeout=timeout, log_path=log_path, success_line=SUCCESS_LINE,
-                   failure_line=FAILURE_LINE)
-    record = parse_output(run.output, batch=options.batch(), source=str(log_path) if log_path else None,
-                          model=options.onnx or options.load_engine)
-    record.settings.update({"fp16": options.fp16, "int8": options.int8})
-    return run, record
+    from ..plan import run_step
+
+    run = run_step(step(options, f"trtexec {options.onnx}"), env=env, timeout=timeout, log_path=log_path)
+    return run, read_record(run, options)

@@ -114,7 +114,7 @@ def test_run_atc_failure_is_typed(fake_bin, data, tmp_path, monkeypatch, log, rc
 
 def test_run_atc_success_line_without_om_is_a_failure(fake_bin, tmp_path):
     fake_bin("atc", "print('ATC run success, welcome to the next use.')")
-    with pytest.raises(ToolError, match="was not written"):
+    with pytest.raises(ToolError, match="reported success but wrote no"):
         atc.run_atc(atc.AtcOptions(model="m.onnx", output="m_bs1", soc_version="Ascend310P3"), cwd=tmp_path)
 
 

@@ -1,25 +1,28 @@
-"""A plan: the ordered vendor-tool commands one surgery command runs, printable and executable.
+"""The plan executor, beside the process runner: run a :class:`~surgery.targets.plan.Plan`'s steps.
 
-``--dry-run`` prints :meth:`Plan.render` (exact shell lines a user can paste on the NPU
-or GPU host); a real run hands the same steps to :func:`execute`, which runs each one
-through the shared runner. A step that fails skips the rest of its *group* (one batch
-size) and the others go on: ICNet's bs8 running out of memory must not cost bs1's numbers.
+``--dry-run`` prints the plan; a real run hands the same steps to :func:`execute`, which
+checks every tool is there before anything runs, runs each step through the shared runner,
+and checks each step's required files. A step that fails skips the rest of its *group*
+(one batch size) and the others go on: ICNet's bs8 running out of memory must not cost
+bs1's numbers. :func:`plan_and_run` is the one "plan dry → check tools → materialise the
+model → plan again → execute" sequence every vendor target uses.
 """
 
 from __future__ import annotations
 
 import os
-import re
-import shlex
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from surgery.errors import SurgeryError, ToolError, ToolNotFoundError
+from surgery.targets.plan import Plan, Step
 
-from ..runner import ToolRun, run_tool
-from .env import find_tool, not_found_message, python_module_available
+from .ascend.env import find_tool, not_found_message, python_module_available
+from .runner import ToolRun, run_tool
+
+M = TypeVar("M")
 
 # requirement name -> how to provide it, for tools outside CANN
 PROVIDE: dict[str, str] = {
@@ -28,93 +31,6 @@ PROVIDE: dict[str, str] = {
                  "host's python3, or `msit install benchmark`",
     "surgery": "pip install onnx-surgery[torch] on the machine that exports the model",
 }
-
-
-@dataclass(frozen=True)
-class Step:
-    """One command of a plan.
-
-    Attributes:
-        argv: the command.
-        description: one line saying what it does (a comment in the rendered plan).
-        requires: the tool it needs: an executable name (``atc``), ``python:<module>``, or
-            ``internal`` for a step surgery does in-process (shown as its CLI equivalent).
-        env: variables added to the environment (``TUNE_BANK_PATH``).
-        cwd: the working directory, None for the plan's.
-        produces: files it writes.
-        success_line, failure_line: as :func:`~surgery.tools.runner.run_tool`.
-        group: a failure skips the later steps of the same group (e.g. ``bs8``).
-        skip: why the step is not run (a cache hit); rendered commented out.
-        meta: what the caller needs to read the result (kind, batch, build label...).
-    """
-
-    argv: tuple[str, ...]
-    description: str
-    requires: str
-    env: tuple[tuple[str, str], ...] = ()
-    cwd: str | None = None
-    produces: tuple[str, ...] = ()
-    success_line: str | re.Pattern[str] | None = None
-    failure_line: str | re.Pattern[str] | None = None
-    group: str = ""
-    skip: str | None = None
-    makedirs: tuple[str, ...] = ()
-    meta: Mapping[str, Any] = field(default_factory=dict)
-
-    def shell(self) -> str:
-        """The step as one shell line: ``[mkdir -p DIRS && ][cd DIR && ][VAR=value ]command``."""
-        prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env)
-        line = " ".join(p for p in (prefix, shlex.join(self.argv)) if p)
-        dirs = [*self.makedirs, *([self.cwd] if self.cwd and self.cwd not in self.makedirs else [])]
-        if self.cwd:
-            line = f"(cd {shlex.quote(self.cwd)} && {line})"
-        if dirs:
-            line = f"mkdir -p {' '.join(shlex.quote(d) for d in dirs)} && {line}"
-        return line
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"argv": list(self.argv), "shell": self.shell(), "description": self.description,
-                "requires": self.requires, "env": dict(self.env), "cwd": self.cwd, "makedirs": list(self.makedirs),
-                "produces": list(self.produces),
-                "group": self.group, "skip": self.skip, "meta": dict(self.meta)}
-
-
-@dataclass
-class Plan:
-    """Ordered steps plus notes (what happens outside the commands, cache hits, assumptions)."""
-
-    title: str
-    steps: list[Step] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, step: Step) -> Step:
-        self.steps.append(step)
-        return step
-
-    def render(self) -> str:
-        """The whole plan as a shell script: comments for descriptions and notes, one line per command."""
-        lines = [f"# {self.title}"]
-        lines += [f"# note: {n}" for n in self.notes]
-        for i, step in enumerate(self.steps, 1):
-            lines.append("")
-            lines.append(f"# [{i}] {step.description}")
-            if step.skip:
-                lines.append(f"# skipped: {step.skip}")
-                lines.append(f"# {step.shell()}")
-            else:
-                lines.append(step.shell())
-        return "\n".join(lines) + "\n"
-
-    def requirements(self) -> list[str]:
-        """The tools the steps that will run need, in first-use order."""
-        out: list[str] = []
-        for step in self.steps:
-            if step.skip is None and step.requires != "internal" and step.requires not in out:
-                out.append(step.requires)
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"title": self.title, "notes": list(self.notes), "steps": [s.to_dict() for s in self.steps]}
 
 
 def check_requirements(plan: Plan, env: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -186,7 +102,7 @@ def execute(plan: Plan, *, log_dir: str | os.PathLike, timeout: float | None = N
         log_dir: each step's combined output goes to ``<log_dir>/<NN>-<tool>.log``.
         timeout: seconds per step.
         env: the environment tools are looked up in and run with (default: this process's).
-        internal: handlers for ``internal`` steps, keyed by ``step.meta["kind"]``.
+        internal: handlers for ``internal`` steps, keyed by ``step.info.kind``.
         on_step: called before each step runs, with its index.
 
     Returns:
@@ -195,7 +111,7 @@ def execute(plan: Plan, *, log_dir: str | os.PathLike, timeout: float | None = N
 
     Raises:
         ToolNotFoundError: a needed tool is missing (checked before anything runs).
-        ToolError: an ungrouped step failed.
+        ToolError: an ungrouped step failed (a grouped one becomes a failed result).
     """
     resolved = check_requirements(plan, env)
     logs = Path(log_dir)
@@ -213,22 +129,15 @@ def execute(plan: Plan, *, log_dir: str | os.PathLike, timeout: float | None = N
             on_step(index, step)
         try:
             if step.requires == "internal":
-                kind = step.meta.get("kind", "")
+                kind = step.info.kind
                 handler = (internal or {}).get(kind)
                 if handler is None:
                     raise ToolError(f"no handler for the internal step {kind!r}", step.argv)
                 handler(step)
                 results.append(StepResult(step, run=ToolRun(step.argv, 0, 0.0, None, "")))
                 continue
-            argv = list(step.argv)
-            if not step.requires.startswith("python:") and os.sep not in step.requires:
-                argv[0] = resolved.get(step.requires, argv[0])
-            for directory in [*step.makedirs, *([step.cwd] if step.cwd else [])]:
-                Path(directory).mkdir(parents=True, exist_ok=True)
             name = Path(step.argv[0]).name if not step.requires.startswith("python:") else step.requires[7:]
-            run = run_tool(argv, env={**(env or {}), **dict(step.env)}, cwd=step.cwd, timeout=timeout,
-                           log_path=logs / f"{index + 1:02d}-{name}.log", success_line=step.success_line,
-                           failure_line=step.failure_line)
+            run = _run(step, resolved, log_path=logs / f"{index + 1:02d}-{name}.log", timeout=timeout, env=env)
             results.append(StepResult(step, run=run))
         except SurgeryError as exc:
             if isinstance(exc, ToolNotFoundError) or not step.group:
@@ -236,3 +145,61 @@ def execute(plan: Plan, *, log_dir: str | os.PathLike, timeout: float | None = N
             failed_groups[step.group] = str(exc)
             results.append(StepResult(step, error=exc))
     return results
+
+
+def _run(step: Step, resolved: Mapping[str, str], *, log_path: str | os.PathLike | None, timeout: float | None,
+         env: Mapping[str, str] | None) -> ToolRun:
+    """Run one command step (tool resolved, folders made), then check its required files."""
+    argv = list(step.argv)
+    if not step.requires.startswith("python:") and os.sep not in step.requires:
+        argv[0] = resolved.get(step.requires, argv[0])
+    for directory in [*step.makedirs, *([step.cwd] if step.cwd else [])]:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+    run = run_tool(argv, env={**(env or {}), **dict(step.env)}, cwd=step.cwd, timeout=timeout, log_path=log_path,
+                   success_line=step.success_line, failure_line=step.failure_line)
+    check_required_files(step, run)
+    return run
+
+
+def run_step(step: Step, *, log_path: str | os.PathLike | None = None, timeout: float | None = None,
+             env: Mapping[str, str] | None = None) -> ToolRun:
+    """Run one step alone, exactly as :func:`execute` runs it inside a plan.
+
+    Raises:
+        ToolNotFoundError: its tool is missing.
+        ToolError: it failed, timed out, or left a required file missing or empty.
+    """
+    resolved = check_requirements(Plan(title=step.description, steps=[step]), env)
+    return _run(step, resolved, log_path=log_path, timeout=timeout, env=env)
+
+
+def check_required_files(step: Step, run: ToolRun) -> None:
+    """A step that reported success must have left its required files, non-empty.
+
+    Raises:
+        ToolError: a required file is missing or empty.
+    """
+    for name in step.required_files:
+        path = Path(step.cwd or ".") / name
+        if not path.is_file() or path.stat().st_size == 0:
+            state = "an empty" if path.is_file() else "no"
+            raise ToolError(f"{Path(step.argv[0]).name} reported success but wrote {state} {path}", step.argv,
+                            run.returncode, run.tail())
+
+
+def plan_and_run(build: Callable[[M], Plan], planned: M, materialise: Callable[[], M], *,
+                 log_dir: str | os.PathLike, timeout: float | None = None, env: Mapping[str, str] | None = None,
+                 internal: Mapping[str, Internal] | None = None,
+                 on_step: Callable[[int, Step], None] | None = None) -> tuple[Plan, M, list[StepResult]]:
+    """Check the tools of the plan for ``planned`` (nothing exported yet), then materialise and run.
+
+    A missing tool is reported before the (slow) zoo export; the plan that runs is built
+    again from the materialised model (its real digest decides cached banks).
+
+    Returns:
+        (the plan that ran, the materialised model, one result per step).
+    """
+    check_requirements(build(planned), env)
+    model = materialise()
+    plan = build(model)
+    return plan, model, execute(plan, log_dir=log_dir, timeout=timeout, env=env, internal=internal, on_step=on_step)

@@ -12,30 +12,31 @@ tried, what was kept and why.
 Target-independent: target settings are an opaque frozen dataclass changed with
 ``dataclasses.replace``; the target adapter supplies the candidate changes and the
 measure function (for onnxruntime: ``tools.onnxruntime.session_candidates`` and
-``surgery.bench.sweep`` over ``run_jobs``).
+``surgery.bench.sweep`` over ``run_jobs``). The pass registry is handed in by the caller.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import onnx
 
-from surgery.apply import PassSpec, apply, build_passes
-from surgery.bench import Variant
-from surgery.errors import PassError, SurgeryError, ToolError, UsageError, VerificationError
+from surgery.apply import apply
+from surgery.bench import BenchModel
+from surgery.errors import PassError, SurgeryError, ToolError, UnknownNameError, UsageError, VerificationError
 from surgery.parity import DEFAULT_ATOL, DEFAULT_RTOL
+from surgery.pass_infra import Pass
 from surgery.pipeline import StepReport
 from surgery.records import PerfRecord
 from surgery.shapes import Shape
 from surgery.stats import DEFAULT_CONFIDENCE, FASTER, RatioCI, speedup_ci
 
 # variants, batch sizes -> one list of records per variant (one record per batch)
-MeasureFn = Callable[[Sequence[Variant], Sequence[int]], list[list[PerfRecord]]]
+MeasureFn = Callable[[Sequence[BenchModel], Sequence[int]], list[list[PerfRecord]]]
 
 KEPT, REVERTED, SKIPPED, FAILED = "kept", "reverted", "skipped", "failed"
 
@@ -46,13 +47,12 @@ class Candidate:
 
     kind: str  # "pass" | "setting"
     name: str
-    pass_spec: PassSpec | None = None
+    pass_: Pass | None = None
     change: dict[str, Any] | None = None
 
     @classmethod
-    def for_pass(cls, spec: PassSpec) -> Candidate:
-        name = spec if isinstance(spec, str) else spec[0] if isinstance(spec, tuple) else spec.name
-        return cls(kind="pass", name=f"pass {name}", pass_spec=spec)
+    def for_pass(cls, p: Pass) -> Candidate:
+        return cls(kind="pass", name=f"pass {p.name}", pass_=p)
 
     @classmethod
     def for_setting(cls, change: dict[str, Any]) -> Candidate:
@@ -86,7 +86,7 @@ class Trial:
 
 
 @dataclass
-class TuneResult:
+class SearchResult:
     """The best model and settings found, the log, and the before/after records."""
 
     model: onnx.ModelProto
@@ -101,33 +101,34 @@ class TuneResult:
         return [t for t in self.trials if t.decision == KEPT]
 
 
-def pass_candidates(names: Sequence[str] | None = None) -> list[Candidate]:
-    """Exact passes to try: the named ones, or every registered exact pass that needs no options.
+def pass_candidates(registry: Mapping[str, type[Pass]], names: Sequence[str] | None = None) -> list[Candidate]:
+    """Exact passes to try: the named ones, or every exact pass of ``registry`` that needs no options.
 
     Raises:
+        UnknownNameError: a name ``registry`` does not have.
         UsageError: a named pass that is inexact (tune only keeps changes that preserve outputs).
     """
-    from surgery.passes import PASSES, get_pass
-
     out = []
-    for name in names if names is not None else list(PASSES):
-        cls = get_pass(name)
+    for name in names if names is not None else list(registry):
+        if name not in registry:
+            raise UnknownNameError("pass", name, registry)
+        cls = registry[name]
         if not cls.exact:
             if names is not None:
                 raise UsageError(f"pass {name} is inexact: tune only tries passes that keep the outputs")
             continue
         try:
-            cls()
+            instance = cls()
         except (SurgeryError, TypeError):
             if names is not None:
                 raise UsageError(f"pass {name} needs options; tune tries passes that run with their defaults") \
                     from None
             continue
-        out.append(Candidate.for_pass(name))
+        out.append(Candidate.for_pass(instance))
     return out
 
 
-def tune(
+def search(
     model: onnx.ModelProto,
     *,
     options: Any,
@@ -145,7 +146,7 @@ def tune(
     digest: str | None = None,
     on_trial: Callable[[Trial], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
-) -> TuneResult:
+) -> SearchResult:
     """Try each candidate on top of the best so far; keep it only when verified and significantly faster.
 
     Args:
@@ -178,8 +179,8 @@ def tune(
         on_phase("search")
 
     def compare(cand_model: onnx.ModelProto, cand_options: Any) -> tuple[PerfRecord, PerfRecord]:
-        inc, cand = measure([Variant(best_model, best_options, "incumbent", digest),
-                             Variant(cand_model, cand_options, "candidate")], [batch])
+        inc, cand = measure([BenchModel(best_model, best_options, "incumbent", digest),
+                             BenchModel(cand_model, cand_options, "candidate")], [batch])
         if not inc[0].ok:
             raise ToolError(f"the {'starting' if not trials else 'best'} model cannot run at batch {batch}: "
                             f"{inc[0].error}")
@@ -203,7 +204,7 @@ def tune(
         trial = Trial(candidate=cand.name, kind=cand.kind, decision=SKIPPED, reason="")
         if cand.kind == "pass":
             try:
-                result = apply(best_model, build_passes([cand.pass_spec]), verify=True, samples=samples,
+                result = apply(best_model, [cand.pass_], verify=True, samples=samples,
                                seed=seed, atol=atol, rtol=rtol, input_shapes=input_shapes)
             except (VerificationError, PassError) as exc:
                 trial.decision, trial.reason = FAILED, f"not verified: {exc}"
@@ -236,6 +237,6 @@ def tune(
 
     if on_phase:
         on_phase("final")
-    before, after = measure([Variant(original, options, "before", digest),
-                             Variant(best_model, best_options, "after")], list(batches or [batch]))
-    return TuneResult(model=best_model, options=best_options, trials=trials, steps=steps, before=before, after=after)
+    before, after = measure([BenchModel(original, options, "before", digest),
+                             BenchModel(best_model, best_options, "after")], list(batches or [batch]))
+    return SearchResult(model=best_model, options=best_options, trials=trials, steps=steps, before=before, after=after)

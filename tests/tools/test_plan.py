@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from surgery.tools.ascend.plan import Plan, Step, check_requirements, execute
+from surgery.tools.plan import check_requirements, execute
 
 from surgery.errors import ToolError, ToolNotFoundError
+from surgery.targets.plan import Plan, Step, StepInfo
 
 
 def test_render_is_a_runnable_script():
@@ -49,7 +50,7 @@ def test_an_ungrouped_failure_stops_the_plan(fake_bin, tmp_path):
 
 def test_internal_steps_run_in_process(tmp_path):
     seen = []
-    plan = Plan("p", [Step(("surgery", "apply", "icnet"), "export", "internal", meta={"kind": "export"})])
+    plan = Plan("p", [Step(("surgery", "apply", "icnet"), "export", "internal", info=StepInfo("export"))])
     results = execute(plan, log_dir=tmp_path, internal={"export": seen.append})
     assert results[0].ok and seen[0].argv[1] == "apply"
     with pytest.raises(ToolError, match="no handler"):

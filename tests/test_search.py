@@ -7,13 +7,14 @@ import numpy as np
 import onnx
 import pytest
 from graph_builders import padded_model
+from surgery.passes import PASSES
 from surgery.tools.onnxruntime import OrtOptions
 
-from surgery.bench import finish_record
 from surgery.errors import ToolError, UsageError
 from surgery.pass_infra import Pass, PassResult
 from surgery.records import PerfRecord
-from surgery.tune import FAILED, KEPT, REVERTED, SKIPPED, Candidate, pass_candidates, tune
+from surgery.search import FAILED, KEPT, REVERTED, SKIPPED, Candidate, pass_candidates, search
+from surgery.targets.measure import finish_record
 
 
 def fake_latency(model: onnx.ModelProto, options: OrtOptions) -> float:
@@ -41,10 +42,10 @@ def fake_measure(calls: list | None = None):
 
 def test_tune_keeps_a_pass_that_helps_and_reverts_a_setting_that_hurts():
     calls: list = []
-    cands = [Candidate.for_pass("simplify"), Candidate.for_pass("eliminate_dead_code"),
+    cands = [Candidate.for_pass(PASSES["simplify"]()), Candidate.for_pass(PASSES["eliminate_dead_code"]()),
              Candidate.for_setting({"graph_optimization": "disable"}),
              Candidate.for_setting({"intra_op_threads": 1})]
-    result = tune(padded_model(30), options=OrtOptions(), measure=fake_measure(calls), candidates=cands,
+    result = search(padded_model(30), options=OrtOptions(), measure=fake_measure(calls), candidates=cands,
                   batches=[1, 4])
     decisions = {t.candidate: t.decision for t in result.trials}
     assert decisions == {"pass simplify": KEPT, "pass eliminate_dead_code": SKIPPED,
@@ -65,7 +66,7 @@ def test_tune_keeps_a_pass_that_helps_and_reverts_a_setting_that_hurts():
 
 def test_tune_keeps_a_setting_that_helps():
     start = OrtOptions(graph_optimization="disable")
-    result = tune(padded_model(0), options=start, measure=fake_measure(),
+    result = search(padded_model(0), options=start, measure=fake_measure(),
                   candidates=[Candidate.for_setting({"graph_optimization": "all"})])
     assert result.trials[0].decision == KEPT
     assert result.options.graph_optimization == "all"
@@ -87,8 +88,8 @@ class BreaksOutputs(Pass):
 
 def test_a_pass_that_fails_verification_is_never_measured():
     calls: list = []
-    result = tune(padded_model(0), options=OrtOptions(), measure=fake_measure(calls),
-                  candidates=[Candidate(kind="pass", name="pass breaks_outputs", pass_spec=BreaksOutputs())])
+    result = search(padded_model(0), options=OrtOptions(), measure=fake_measure(calls),
+                  candidates=[Candidate(kind="pass", name="pass breaks_outputs", pass_=BreaksOutputs())])
     trial = result.trials[0]
     assert trial.decision == FAILED and trial.reason.startswith("not verified")
     assert calls == [(2, [1])]  # the final before/after table only
@@ -100,15 +101,15 @@ def test_a_model_that_cannot_run_stops_the_search():
         return [[PerfRecord(target="fake", batch=b, error="InvalidGraph") for b in batches] for _ in variants]
 
     with pytest.raises(ToolError, match="cannot run at batch 1: InvalidGraph"):
-        tune(padded_model(0), options=OrtOptions(), measure=broken,
+        search(padded_model(0), options=OrtOptions(), measure=broken,
              candidates=[Candidate.for_setting({"intra_op_threads": 1})])
 
 
 def test_pass_candidates_are_exact_passes_that_need_no_options():
-    names = {c.name for c in pass_candidates()}
+    names = {c.name for c in pass_candidates(PASSES)}
     assert {"pass simplify", "pass eliminate_dead_code"} <= names
     assert "pass resize_nearest" not in names and "pass fix_shapes" not in names
     with pytest.raises(UsageError, match="inexact"):
-        pass_candidates(["resize_nearest"])
+        pass_candidates(PASSES, ["resize_nearest"])
     with pytest.raises(UsageError, match="needs options"):
-        pass_candidates(["fix_shapes"])
+        pass_candidates(PASSES, ["fix_shapes"])

@@ -1,4 +1,4 @@
-"""Tune one ONNX model for an Ascend chip over batch sizes: AOE (or ATC auto_tune), then measure.
+"""The AOE flow: tune one ONNX model for an Ascend chip over batch sizes (AOE or ATC auto_tune), then measure.
 
 Per batch size the plan is the guides' flow, made repeatable:
 
@@ -29,13 +29,15 @@ from typing import Any
 from surgery.atomic import write_text_atomic
 from surgery.errors import ModelLoadError, UsageError
 from surgery.records import PerfRecord, now_iso
+from surgery.targets.plan import Plan, Step
 
+from ..plan import Internal, StepResult, execute
 from ..runner import ToolOutputError
+from . import ais_bench as ais_tool
 from . import aoe as aoe_tool
 from . import atc as atc_tool
-from .ais_bench import AisBenchOptions, parse_summary_json, parse_summary_text
+from .ais_bench import AisBenchOptions
 from .env import auto_tune_supported
-from .plan import Plan, Step, StepResult, execute
 
 METHODS = ("aoe", "auto_tune")
 MANIFEST = "surgery-bank.json"
@@ -189,54 +191,41 @@ def batch_steps(config: TuneConfig, batch: int, plan: Plan | None = None) -> lis
     steps: list[Step] = []
     untuned = atc_tool.atc_options(config.onnx, str(work / "untuned" / f"{config.name}_bs{batch}"),
                                    config.soc_version, config.atc, input_shape=shapes)
-    steps.append(Step(tuple(untuned.argv()), f"compile {config.name} bs{batch}, untuned", "atc",
-                      produces=(untuned.om_path,), success_line=atc_tool.SUCCESS_LINE,
-                      failure_line=atc_tool.FAILURE_LINE, group=group,
-                      meta={"kind": "atc", "batch": batch, "build": "untuned"}))
+    steps.append(atc_tool.step(untuned, f"compile {config.name} bs{batch}, untuned", batch=batch, build="untuned",
+                               group=group))
     skip = None
     if cached is not None:
         skip = f"bank {bank} already tuned for this model, batch, soc, jobs and CANN ({cached.get('finished')})"
         if plan is not None:
             plan.notes.append(f"bs{batch}: reusing tuned bank {bank}")
+    tuned_output = str(work / "tuned" / f"{config.name}_bs{batch}")
     if config.method == "aoe":
         run_dir = work / "aoe" / bank.name
         for job in config.job_types:
             options = aoe_tool.aoe_options(
                 _rel(config.onnx, run_dir), job, config.aoe, input_shape=shapes,
                 output=f"{config.name}_bs{batch}_aoe_job{job}")
-            steps.append(Step(tuple(options.argv()),
-                              f"AOE {aoe_tool.JOB_TYPES[job]} tuning, bs{batch}, into an isolated bank",
-                              "aoe", env=(("TUNE_BANK_PATH", _rel(bank, run_dir)),), cwd=str(run_dir),
-                              makedirs=(str(bank),),
-                              produces=(str(bank),), success_line=aoe_tool.SUCCESS_LINE,
-                              failure_line=aoe_tool.FAILURE_LINE, group=group, skip=skip,
-                              meta={"kind": "aoe", "batch": batch, "job_type": job}))
-        tuned = atc_tool.atc_options(config.onnx, str(work / "tuned" / f"{config.name}_bs{batch}"),
-                                     config.soc_version, config.atc, input_shape=shapes)
-        build = "aoe"
-        what = f"compile {config.name} bs{batch} with the tuned bank"
+            what = f"AOE {aoe_tool.JOB_TYPES[job]} tuning, bs{batch}, into an isolated bank"
+            steps.append(aoe_tool.step(options, what, bank=_rel(bank, run_dir), bank_dir=bank, cwd=str(run_dir),
+                                       batch=batch, group=group, skip=skip))
+        tuned = atc_tool.atc_options(config.onnx, tuned_output, config.soc_version, config.atc, input_shape=shapes)
+        build, what, makedirs = "aoe", f"compile {config.name} bs{batch} with the tuned bank", ()
+    elif skip:
+        # the bank is there: compile without --auto_tune_mode, as after AOE, to reuse it
+        tuned = atc_tool.atc_options(config.onnx, tuned_output, config.soc_version, config.atc, input_shape=shapes)
+        build, what, makedirs = "auto_tune", f"compile {config.name} bs{batch} with the cached auto_tune bank", ()
     else:
-        tuned = atc_tool.atc_options(config.onnx, str(work / "tuned" / f"{config.name}_bs{batch}"),
-                                     config.soc_version, config.atc, input_shape=shapes, auto_tune_mode="RL,GA")
+        tuned = atc_tool.atc_options(config.onnx, tuned_output, config.soc_version, config.atc, input_shape=shapes,
+                                     auto_tune_mode="RL,GA")
         build = "auto_tune"
         what = f"compile {config.name} bs{batch} with ATC auto_tune RL,GA into an isolated bank"
-        if skip:
-            # the bank is there: compile without --auto_tune_mode, as after AOE, to reuse it
-            tuned = atc_tool.atc_options(config.onnx, str(work / "tuned" / f"{config.name}_bs{batch}"),
-                                         config.soc_version, config.atc, input_shape=shapes)
-            what = f"compile {config.name} bs{batch} with the cached auto_tune bank"
-    steps.append(Step(tuple(tuned.argv()), what, "atc", env=(("TUNE_BANK_PATH", str(bank)),),
-                      makedirs=(str(bank),) if build == "auto_tune" else (),
-                      produces=(tuned.om_path,), success_line=atc_tool.SUCCESS_LINE,
-                      failure_line=atc_tool.FAILURE_LINE, group=group,
-                      meta={"kind": "atc", "batch": batch, "build": build}))
+        makedirs = (str(bank),)
+    steps.append(atc_tool.step(tuned, what, batch=batch, build=build, group=group,
+                               env=(("TUNE_BANK_PATH", str(bank)),), makedirs=makedirs))
     for label, om in (("untuned", untuned.om_path), (build, tuned.om_path)):
         bench = ais_bench_options(config, om, batch, label)
-        steps.append(Step(tuple(bench.argv()), f"measure the {label} om, bs{batch} (ais_bench, {config.loop} loops)",
-                          "python:ais_bench", produces=(str(bench.summary_json_path()),),
-                          success_line=None, group=group,
-                          meta={"kind": "ais_bench", "batch": batch, "build": label, "om": om,
-                                "summary": str(bench.summary_json_path())}))
+        steps.append(ais_tool.step(bench, f"measure the {label} om, bs{batch} (ais_bench, {config.loop} loops)",
+                                   batch=batch, build=label, group=group))
     return steps
 
 
@@ -271,7 +260,7 @@ class TuneReport:
 
 
 def run_tune(config: TuneConfig, *, timeout: float | None = None, env: Mapping[str, str] | None = None,
-             prelude: Sequence[Step] = (), internal: Mapping[str, Callable[[Step], None]] | None = None,
+             prelude: Sequence[Step] = (), internal: Mapping[str, Internal] | None = None,
              on_step: Callable[[int, Step], None] | None = None) -> TuneReport:
     """Build and execute the tuning plan; a failed batch becomes rows with ``error`` and the others go on.
 
@@ -289,42 +278,33 @@ def collect(config: TuneConfig, plan: Plan, results: Sequence[StepResult]) -> Tu
     perf: list[PerfRecord] = []
     banks: list[dict[str, Any]] = []
     for batch in config.batches:
-        mine = [r for r in results if r.step.meta.get("batch") == batch]
+        mine = [r for r in results if r.step.info.batch == batch]
         failure = next((r for r in mine if r.error is not None), None)
-        tuning = [r for r in mine if r.step.meta.get("kind") == "aoe"
-                  or (r.step.meta.get("kind") == "atc" and r.step.meta.get("build") == "auto_tune")]
+        tuning = [r for r in mine if r.step.info.kind == "aoe"
+                  or (r.step.info.kind == "atc" and r.step.info.build == "auto_tune")]
         provenance = _provenance(config, batch, tuning)
         banks.append(provenance)
-        for r in (r for r in mine if r.step.meta.get("kind") == "ais_bench"):
-            build = r.step.meta["build"]
+        for r in (r for r in mine if r.step.info.kind == "ais_bench"):
+            build = r.step.info.build or "untuned"
             settings = {"build": build, "soc_version": config.soc_version, "device": config.device,
                         "loop": config.loop}
             if build != "untuned":
                 settings["bank"] = {k: provenance[k] for k in ("path", "digest", "soc_version", "cann_version",
                                                                 "job_types", "id", "cached")}
-            if r.ok:
+            if r.ok and r.run is not None:
                 try:
-                    record = _read_bench(r, batch)
+                    record = ais_tool.read_record(r.run, ais_bench_options(config, r.step.info.om or "", batch, build))
                 except ToolOutputError as exc:
                     record = PerfRecord(target="ais-bench", batch=batch, error=str(exc))
             else:
                 why = r.error or (failure.error if failure else None)
                 record = PerfRecord(target="ais-bench", batch=batch,
                                     error=str(why) if why else (r.skipped or "not run"))
-            record.model = r.step.meta.get("om")
+            record.model = r.step.info.om
             record.target_version = config.cann_version
             record.settings.update(settings)
             perf.append(record)
     return TuneReport(perf=perf, banks=banks, steps=list(results), plan=plan)
-
-
-def _read_bench(result: StepResult, batch: int) -> PerfRecord:
-    summary = Path(result.step.meta.get("summary", ""))
-    if summary.is_file():
-        return parse_summary_json(summary, batch=batch)
-    assert result.run is not None
-    return parse_summary_text(result.run.output, batch=batch,
-                              source=str(result.run.log_path) if result.run.log_path else None)
 
 
 def _provenance(config: TuneConfig, batch: int, tuning: Sequence[StepResult]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
-from surgery.tools.ascend import tune
+from surgery.tools.ascend import aoe_flow as tune
 
 from surgery.errors import ToolNotFoundError, UsageError
 
@@ -33,7 +33,7 @@ def config(**kwargs):
 def test_plan_order_and_isolated_banks():
     cfg = config()
     plan = tune.build_plan(cfg)
-    kinds = [(s.meta["kind"], s.meta.get("build") or s.meta.get("job_type")) for s in plan.steps[:6]]
+    kinds = [(s.info.kind, s.info.build or s.info.job_type) for s in plan.steps[:6]]
     assert kinds == [("atc", "untuned"), ("aoe", 1), ("aoe", 2), ("atc", "aoe"), ("ais_bench", "untuned"),
                      ("ais_bench", "aoe")]
     banks = {tune.bank_dir(cfg, b) for b in (1, 4)}
@@ -71,7 +71,7 @@ def test_rerun_reuses_the_tuned_bank(tools):
     tune.run_tune(config())
     before = tools.read_text().count("aoe ")
     plan = tune.build_plan(config())
-    assert all(s.skip for s in plan.steps if s.meta["kind"] == "aoe")
+    assert all(s.skip for s in plan.steps if s.info.kind == "aoe")
     report = tune.run_tune(config())
     assert tools.read_text().count("aoe ") == before  # hours of tuning skipped
     assert report.banks[0]["cached"] is True
@@ -98,7 +98,7 @@ def test_missing_aoe_fails_before_anything_runs(fake_ascend, tmp_path, monkeypat
 def test_auto_tune_route(tools):
     cfg = config(method="auto_tune", cann_version="5.1.RC1", batches=(1,))
     plan = tune.build_plan(cfg)
-    assert not any(s.meta["kind"] == "aoe" for s in plan.steps)
+    assert not any(s.info.kind == "aoe" for s in plan.steps)
     assert "--auto_tune_mode=RL,GA" in plan.steps[1].argv
     report = tune.run_tune(cfg)
     assert report.rows()[0]["ratio"] == pytest.approx(1.25)
