@@ -48,7 +48,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SurgeryError as exc:  # a validator used as an argparse type= (surgery.validate.arg)
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     if not args.verb:
         parser.print_help()
         return 2
