@@ -33,3 +33,18 @@ def test_cycle_finder_finds_a_cycle():
 def test_lines_per_layer_counts_every_layer():
     lines = lines_per_layer(ROOT)
     assert set(lines) == {"cli", "core", "passes", "models", "tools"} and all(v > 100 for v in lines.values())
+
+
+def test_every_package_is_listed_for_setuptools():
+    """A package folder missing from pyproject's list works editable and is absent from a real install."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(config["packages"])
+    dirs = config["package-dir"]
+    found = set()
+    for prefix, folder in dirs.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.parent.relative_to(ROOT / folder)
+            found.add(".".join([prefix, *rel.parts]))
+    assert sorted(found - listed) == []
