@@ -18,6 +18,7 @@ from surgery.graph import GraphIndex
 from surgery.pass_infra import Pass, PassResult, option
 
 from ._dead_code import sweep
+from ._output_types import is_typed, output_value_infos
 from ._refs import resolve_output_ref
 
 
@@ -45,7 +46,9 @@ class PruneOutputs(Pass):
             raise UsageError(f"pass prune_outputs: an output is named twice in {', '.join(self.outputs)}")
         by_name = {o.name: o for o in graph.output}
         before = [o.name for o in graph.output]
-        kept_vis = [by_name[name] for name in keep]
+        untyped = [n for n in keep if not is_typed(by_name[n])]  # the checker wants a dtype and a shape on each
+        typed, type_notes = output_value_infos(model, untyped) if untyped else ({}, [])
+        kept_vis = [typed.get(name, by_name[name]) for name in keep]
         del graph.output[:]
         graph.output.extend(kept_vis)
         removed = [n for n in before if n not in keep]
@@ -60,12 +63,12 @@ class PruneOutputs(Pass):
                 renamed[new] = old
         if renamed:
             counts["outputs_renamed"] = len(renamed)
-        notes = [f"removed output {n!r}" for n in removed]
+        notes = [f"removed output {n!r}" for n in removed] + type_notes
         if not removed and not renamed and not reordered:
             notes.append("every graph output is already kept: nothing to prune")
-        changed = bool(removed or renamed or reordered)
+        changed = bool(removed or renamed or reordered or typed)
         return PassResult(model, changed=changed, counts={k: v for k, v in counts.items() if v} if changed else {},
-                          notes=notes, renamed_outputs=renamed)
+                          notes=notes, renamed_outputs=renamed, dropped_outputs=removed, reordered_outputs=reordered)
 
 
 def rename_tensor(graph: onnx.GraphProto, old: str, new: str) -> None:

@@ -1,7 +1,8 @@
 """Resize(mode=linear|cubic) → Resize(mode=nearest). Inexact: outputs change on purpose.
 
 Conditions: the node is a Resize (or a legacy Upsample) whose mode is not already
-nearest, and it is selected by ``nodes`` or ``regex`` (default: every such node).
+nearest, and it is selected by ``nodes`` or ``regex`` (default: every such node), in the
+main graph or any If/Loop/Scan body.
 
 Which nearest? Two presets make the choice explicit:
 - ``torch``: coordinate_transformation_mode=asymmetric, nearest_mode=floor — what torch's
@@ -10,6 +11,10 @@ Which nearest? Two presets make the choice explicit:
 - ``keep``: keep each node's coordinate mode and use nearest_mode=round_prefer_floor
   (what Ascend auto-optimizer's KnowledgeResizeModeToNearest did).
 ``coordinate_transformation_mode`` and ``nearest_mode`` override either preset.
+
+Attributes that mean nothing for nearest go: ``cubic_coeff_a``, ``exclude_outside`` and
+opset 18's ``antialias`` (onnxruntime refuses a nearest Resize that keeps them). Opset 10's
+Resize has no coordinate or nearest modes: only its mode changes.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import ClassVar, Literal
 import onnx
 
 from surgery.errors import UsageError
+from surgery.matcher import Editor, Match, PatternPass, Rule, run_rules
 from surgery.pass_infra import Pass, PassResult, option
 
 COORDINATE_MODES = ("half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "tf_half_pixel_for_nn",
@@ -33,7 +39,7 @@ PRESETS = {
 
 
 @dataclass(frozen=True, kw_only=True)
-class ResizeNearest(Pass):
+class ResizeNearest(PatternPass):
     """Resize with mode linear or cubic → nearest (inexact; presets torch|keep for the coordinate mode)."""
 
     name: ClassVar[str] = "resize_nearest"
@@ -45,15 +51,25 @@ class ResizeNearest(Pass):
     coordinate_transformation_mode: str | None = option(None, help="override the preset's coordinate mode",
                                                         choices=COORDINATE_MODES)
     nearest_mode: str | None = option(None, help="override the preset's nearest_mode", choices=NEAREST_MODES)
-    nodes: tuple[str, ...] = option((), help="node names to rewrite (default: all)")
+    nodes: tuple[str, ...] | None = option(None, help="node names to rewrite (default: all)")
     regex: str | None = option(None, help="rewrite nodes whose name matches this regular expression")
 
     def validate(self) -> None:
+        if self.nodes is not None and not self.nodes:
+            raise UsageError(f"pass resize_nearest: {EMPTY_NODES}")
         if self.regex is not None:
             try:
                 re.compile(self.regex)
             except re.error as exc:
                 raise UsageError(f"pass resize_nearest: bad regex {self.regex!r}: {exc}") from None
+
+    @classmethod
+    def from_strings(cls, pairs: dict[str, str]) -> Pass:
+        # "nodes=" parses to None (the default: every node), which would silently widen the selection
+        for key, text in pairs.items():
+            if key.replace("-", "_") == "nodes" and not [p for p in text.split(",") if p.strip()]:
+                raise UsageError(f"pass resize_nearest: {EMPTY_NODES}")
+        return super().from_strings(pairs)
 
     def settings(self) -> dict[str, str | None]:
         chosen = dict(PRESETS[self.preset])
@@ -64,53 +80,55 @@ class ResizeNearest(Pass):
         return chosen
 
     def call(self, model: onnx.ModelProto) -> PassResult:
-        settings = self.settings()
-        pattern = re.compile(self.regex) if self.regex is not None else None
-        wanted = set(self.nodes)
-        counts: dict[str, int] = {}
-        notes: list[str] = []
-        seen_names: set[str] = set()
-        for node in model.graph.node:
-            if node.op_type not in ("Resize", "Upsample") or node.domain not in ("", "ai.onnx"):
-                continue
-            seen_names.add(node.name)
-            label = f"{node.op_type} {node.name or '(unnamed)'}"
-            if wanted and node.name not in wanted:
-                notes.append(f"{label}: not among nodes=")
-                continue
-            if pattern is not None and not pattern.search(node.name):
-                notes.append(f"{label}: name does not match regex {self.regex!r}")
-                continue
-            attrs = {a.name: a for a in node.attribute}
-            mode = attrs["mode"].s.decode() if "mode" in attrs else "nearest"
-            if mode == "nearest":
-                notes.append(f"{label}: mode is already nearest")
-                continue
-            _set_str(node, "mode", "nearest")
-            if node.op_type == "Resize":
-                coord = settings["coordinate_transformation_mode"]
-                if coord is not None:
-                    _set_str(node, "coordinate_transformation_mode", coord)
-                _set_str(node, "nearest_mode", settings["nearest_mode"] or "round_prefer_floor")
-                _drop(node, "cubic_coeff_a")
-            counts[f"{node.op_type}({mode})"] = counts.get(f"{node.op_type}({mode})", 0) + 1
-        for name in sorted(wanted - seen_names):
+        rule = _ToNearest(self)
+        report = run_rules(model, [rule])
+        notes = list(report.notes)
+        for name in sorted(set(self.nodes or ()) - rule.seen):
             notes.append(f"node {name!r} given in nodes= is not a Resize in this graph")
-        if not seen_names:
-            notes.append("no Resize or Upsample node in the graph")
-        return PassResult(model, changed=bool(counts), counts=counts, notes=notes)
+        return PassResult(model, changed=report.changed, counts=report.counts, notes=notes)
 
 
-def _set_str(node: onnx.NodeProto, name: str, value: str) -> None:
-    for attr in node.attribute:
-        if attr.name == name:
-            attr.s = value.encode()
-            return
-    node.attribute.append(onnx.helper.make_attribute(name, value))
+EMPTY_NODES = "nodes= is empty: name the nodes to rewrite, or leave the option out to rewrite every Resize"
 
 
-def _drop(node: onnx.NodeProto, name: str) -> None:
-    for k, attr in enumerate(node.attribute):
-        if attr.name == name:
-            del node.attribute[k]
-            return
+class _ToNearest(Rule):
+    """Resize|Upsample ⇒ Resize(mode=nearest)."""
+
+    def __init__(self, options: ResizeNearest):
+        self.options = options
+        self.settings = options.settings()
+        self.pattern_re = re.compile(options.regex) if options.regex is not None else None
+        self.wanted = set(options.nodes or ())
+        self.seen: set[str] = set()
+
+    def check(self, g: Editor, m: Match) -> str | None:
+        node = m.anchor
+        self.seen.add(node.name)
+        if self.wanted and node.name not in self.wanted:
+            return "not among nodes="
+        if self.pattern_re is not None and not self.pattern_re.search(node.name):
+            return f"name does not match regex {self.options.regex!r}"
+        if _mode(g, node) == "nearest":
+            return "mode is already nearest"
+        return None
+
+    def rewrite(self, g: Editor, m: Match) -> str:
+        node = m.anchor
+        mode = _mode(g, node)
+        g.set_attr(node, "mode", "nearest")
+        if node.op_type == "Resize":
+            for attr in DROPPED:
+                g.drop_attr(node, attr)
+            if g.opset >= 11:
+                coord = self.settings["coordinate_transformation_mode"]
+                if coord is not None:
+                    g.set_attr(node, "coordinate_transformation_mode", coord)
+                g.set_attr(node, "nearest_mode", self.settings["nearest_mode"] or "round_prefer_floor")
+        return f"{node.op_type}({mode})"
+
+
+DROPPED = ("cubic_coeff_a", "exclude_outside", "antialias")
+
+
+def _mode(g: Editor, node: onnx.NodeProto) -> str:
+    return str(g.attr(node, "mode", "nearest"))

@@ -7,6 +7,8 @@ Exact. onnxsim's own ``check_n`` is left at 0: our NumericParity instrument veri
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import ClassVar
@@ -34,6 +36,13 @@ class Simplify(Pass):
     tensor_size_threshold: str = option("1.5GB", help="do not fold constants larger than this")
 
     def validate(self) -> None:
+        size = _size_bytes(self.tensor_size_threshold)
+        if size is None:
+            raise UsageError(f"pass simplify: tensor_size_threshold expects a size such as 500MB or 1.5GB, "
+                             f"got {self.tensor_size_threshold!r}")
+        if size >= _ONNXSIM_MAX_THRESHOLD:
+            raise UsageError(f"pass simplify: tensor_size_threshold must be under 2GB (onnxsim's limit), "
+                             f"got {self.tensor_size_threshold!r}")
         if self.input_shapes:
             for name, dims in parse_shapes(self.input_shapes).items():
                 if any(isinstance(d, str) for d in dims):
@@ -76,11 +85,25 @@ class Simplify(Pass):
         return PassResult(model, changed=changed, counts={k: v for k, v in result_counts.items() if v}, notes=notes)
 
 
+_SIZE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*([KMGT]?B)", re.IGNORECASE)
+_UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+_ONNXSIM_MAX_THRESHOLD = 2**31 - 9999  # onnxsim refuses thresholds from here on, after its slow phases
+
+
+def _size_bytes(text: str) -> int | None:
+    """``1.5GB`` → bytes, as onnxsim reads it (its own parser raises a bare ValueError); None when unreadable."""
+    match = _SIZE.fullmatch(text.strip())
+    if not match:
+        return None
+    return int(float(match.group(1)) * _UNITS[match.group(2).upper()])
+
+
 def _structure(model: onnx.ModelProto) -> tuple:
     """Nodes and initializers as bytes: what matters for "did onnxsim change anything" (not value_info)."""
     g = model.graph
     # onnxsim names unnamed nodes; a name alone is no change
     nodes = tuple((n.op_type, n.domain, tuple(n.input), tuple(n.output),
                    tuple(a.SerializeToString() for a in n.attribute)) for n in g.node)
-    inits = tuple(sorted(t.SerializeToString() for t in g.initializer))
+    # one tensor's bytes at a time: the weights may be gigabytes
+    inits = tuple(sorted(hashlib.sha256(t.SerializeToString()).digest() for t in g.initializer))
     return nodes, inits, tuple(o.name for o in g.output)

@@ -58,3 +58,19 @@ def test_bad_references():
 def test_rename_collision_is_refused():
     with pytest.raises(UsageError, match="a tensor of that name exists"):
         PruneOutputs(outputs=("up",), names=("r",))(two_heads())
+
+
+def test_declares_what_it_drops_renames_and_reorders():
+    result = PruneOutputs(outputs=("aux", "up"), names=("probs", "main"))(two_heads())
+    assert result.dropped_outputs == [] and result.reordered_outputs
+    result = PruneOutputs(outputs=("up",))(two_heads())
+    assert result.dropped_outputs == ["aux"] and not result.reordered_outputs and not result.renamed_outputs
+
+
+def test_an_output_without_a_shape_gets_one():
+    model = two_heads()
+    model.graph.output[0].type.tensor_type.ClearField("shape")
+    PruneOutputs(outputs=("up",))(model)
+    dims = model.graph.output[0].type.tensor_type.shape.dim
+    assert len(dims) == 4  # from shape inference
+    onnx.checker.check_model(model)

@@ -65,3 +65,42 @@ def test_unknown_tensor():
 def _expose(model, name):
     model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
     return model
+
+
+def _loop_model():
+    """x → Loop(v * 2, 3 times) → loop_out → + x → y; the body's values carry no shape, so neither does loop_out."""
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Mul", ["v_in", "two"], ["v_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []), onnx.ValueInfoProto(name="v_in")],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []), onnx.ValueInfoProto(name="v_out")])
+    nodes = [helper.make_node("Loop", ["trips", "cond", "x"], ["loop_out"], body=body, name="loop"),
+             helper.make_node("Add", ["loop_out", "x"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "looped", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])],
+        [onnx.numpy_helper.from_array(np.array(3, np.int64), "trips"),
+         onnx.numpy_helper.from_array(np.array(True), "cond"),
+         onnx.numpy_helper.from_array(np.array(2.0, np.float32), "two")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
+def test_a_loop_output_gets_its_dtype_and_rank_from_a_run():
+    model = _loop_model()
+    result = Truncate(tensors=("loop",))(model)
+    out = model.graph.output[0]
+    assert out.type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert [d.dim_param for d in out.type.tensor_type.shape.dim] == ["loop_out_d0", "loop_out_d1"]
+    assert any("dtype and rank from a run" in n for n in result.notes)
+    onnx.checker.check_model(model, full_check=True)  # what our own checker step used to refuse
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(run(model, {"x": x})["loop_out"], x * 8)
+
+
+def test_declares_the_outputs_it_drops_and_adds():
+    result = Truncate(tensors=("r", "aux"))(two_heads())
+    assert result.dropped_outputs == ["up"] and result.added_outputs == ["r"] and not result.reordered_outputs
+    result = Truncate(tensors=("aux", "up"))(two_heads())
+    assert result.reordered_outputs and not result.dropped_outputs and not result.added_outputs
