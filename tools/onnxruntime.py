@@ -11,8 +11,10 @@ Session settings (threads, graph optimization level, execution mode) are a froze
 from __future__ import annotations
 
 import functools
+import math
 import os
-from collections.abc import Mapping, Sequence
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar
@@ -21,15 +23,26 @@ import onnx
 
 from surgery.bench import BenchModel, Reshaper, sweep
 from surgery.errors import ToolNotFoundError, UnknownNameError, UsageError
-from surgery.graph import load_model_file
+from surgery.graph import is_large, load_model_file, runtime_source
 from surgery.modelref import NO_ZOO, Zoo, resolve_model
 from surgery.pass_infra import Pass
 from surgery.records import PerfRecord
 from surgery.search import Candidate, pass_candidates, search
-from surgery.targets.base import BENCH, TUNE, Events, Outcome, Request, Target
-from surgery.targets.measure import Job, Measure, ProgressFn, effective_batch, finish_record, time_calls
+from surgery.targets.base import BENCH, EVAL, TUNE, Events, Member, Outcome, Request, Target
+from surgery.targets.measure import (
+    DEFAULT_MAX_TIME,
+    DEFAULT_PRECISION,
+    TUNE_MAX_TIME,
+    TUNE_PRECISION,
+    Job,
+    Measure,
+    ProgressFn,
+    effective_batch,
+    finish_record,
+    interleave,
+)
 from surgery.targets.measure import describe_error as first_line
-from surgery.targets.model import TargetModel
+from surgery.targets.model import ModelSpec, TargetModel
 
 # target -> execution providers in priority order (onnxruntime falls back left to right)
 PROVIDERS: dict[str, tuple[str, ...]] = {
@@ -148,12 +161,14 @@ def make_session(model: str | os.PathLike | bytes | onnx.ModelProto, options: Or
     require(options.target)
     ort = _ort()
     source: Any = model
-    if isinstance(model, onnx.ModelProto):
-        source = model.SerializeToString()
-    elif isinstance(model, (str, os.PathLike)):
+    if isinstance(model, (str, os.PathLike)):
         source = str(Path(model))
     try:
-        session = ort.InferenceSession(source, session_options(options), providers=list(PROVIDERS[options.target]))
+        with tempfile.TemporaryDirectory(prefix="surgery-session-") as tmp:  # a model above 2 GB goes via a file
+            if isinstance(model, onnx.ModelProto):
+                source = runtime_source(model, tmp)
+            session = ort.InferenceSession(source, session_options(options),
+                                           providers=list(PROVIDERS[options.target]))
     except Exception as exc:
         raise RuntimeError(f"onnxruntime cannot load the model: {first_line(exc)}") from exc
     wanted = PROVIDERS[options.target][0]
@@ -182,53 +197,47 @@ class _Prepared:
 def run_jobs(jobs: Sequence[Job], measure: Measure, on_progress: ProgressFn | None = None) -> list[PerfRecord]:
     """The ``ort-*`` runner for :func:`surgery.bench.sweep`: one PerfRecord per job.
 
-    Sessions are created and warmed up first; then ``measure.rounds`` rounds run each
-    job in turn (A B A B ...). A job that fails to load or run becomes a record with
-    ``error`` and the others go on.
+    Every session is created and called once first (allocation; its outputs give the
+    effective batch), then :func:`surgery.targets.measure.interleave` warms them up and
+    times them in rotating rounds until the precision goal, the time cap or the fixed
+    count. A job that fails to load or run becomes a record with ``error`` and the others
+    go on.
     """
     records: list[PerfRecord] = []
     live: list[tuple[int, _Prepared]] = []
-    for i, job in enumerate(jobs):
+    for job in jobs:
         options = job.options if isinstance(job.options, OrtOptions) else OrtOptions()
-        # at least one warm-up call: the first call allocates, and its outputs give the effective batch
-        rec = PerfRecord(target=options.target, batch=0, target_version=version(), warmup=max(1, measure.warmup),
+        rec = PerfRecord(target=options.target, batch=0, target_version=version(), warmup=1,
                          source="measured", settings=options.settings())
         records.append(rec)
         try:
             prepared = _Prepared(job, options)
             prepared.outputs = prepared.call()
-            for _ in range(max(0, measure.warmup - 1)):
-                prepared.call()
         except ToolNotFoundError:
             raise
         except Exception as exc:  # OOM, unsupported op or shape: this row fails, the sweep goes on
             rec.error = first_line(exc)
             continue
         rec.settings["providers"] = prepared.providers
-        live.append((i, prepared))
-    total = measure.rounds * max(1, len(live))
-    step = 0
-    for r in range(measure.rounds):
-        iterations, seconds = measure.per_round(r)
-        for i, prepared in list(live):
-            def progress(fraction: float, _step: int = step) -> None:
-                if on_progress is not None:
-                    on_progress((_step + fraction) / total)
-            try:
-                prepared.latencies.extend(time_calls(
-                    prepared.call, iterations=iterations, seconds=seconds,
-                    min_iterations=max(1, measure.min_iterations // measure.rounds),
-                    max_iterations=measure.max_iterations, on_progress=progress if on_progress else None))
-            except Exception as exc:
-                records[i].error = first_line(exc)
-                live.remove((i, prepared))
-            step += 1
-            if on_progress is not None:
-                on_progress(step / total)
-    for i, prepared in live:
+        live.append((len(records) - 1, prepared))
+    if not live:
+        return records
+    timed = interleave([p.call for _, p in live], measure, warmed=1, on_progress=on_progress)
+    for pos, (i, prepared) in enumerate(live):
         rec = records[i]
-        rec.latencies_ms = prepared.latencies
-        rec.iterations = len(prepared.latencies)
+        rec.warmup = timed.warmup[pos]
+        if timed.errors[pos] is not None:
+            rec.error = timed.errors[pos]
+            continue
+        rec.latencies_ms = timed.latencies[pos]
+        rec.rounds = timed.rounds[pos]
+        rec.iterations = len(rec.latencies_ms)
+        rec.stop = timed.stop
+        # no interval yet (too few rounds) is recorded as None: JSON has no infinity
+        rec.half_width = timed.half_width if timed.half_width is not None and math.isfinite(timed.half_width) \
+            else None
+        if timed.size > 1:
+            rec.pairing = {"index": timed.positions[pos], "size": timed.size}
         rec.effective_batch = effective_batch(prepared.feed, prepared.outputs)
         finish_record(rec)
     return records
@@ -243,6 +252,8 @@ def bench(model: str | os.PathLike | bytes | onnx.ModelProto, feed: dict[str, An
     re-shaping and failed rows.
     """
     options = options or OrtOptions()
+    if isinstance(model, onnx.ModelProto) and is_large(model):
+        raise UsageError("a model above 2 GB is benchmarked from its file: pass the path, not the ModelProto")
     source = model.SerializeToString() if isinstance(model, onnx.ModelProto) else model
     source = str(source) if isinstance(source, os.PathLike) else source
     record = run_jobs([Job(source=source, options=options, feed=feed)], measure or Measure(), on_progress)[0]
@@ -273,23 +284,28 @@ def apply_settings(options: OrtOptions, change: dict[str, Any]) -> OrtOptions:
 # the target
 
 SESSION_SETTINGS = frozenset({"threads", "inter_op_threads", "graph_optimization", "execution_mode"})
-MEASURE_SETTINGS = frozenset({"warmup", "iterations", "min_time", "seed"})
+MEASURE_SETTINGS = frozenset({"warmup", "iterations", "min_time", "max_time", "precision", "seed"})
 SEARCH_SETTINGS = frozenset({"passes", "no_passes", "no_session_settings", "min_effect", "samples", "atol", "rtol"})
+# an accuracy budget makes quantize_int8 a candidate (surgery.budget_eval.quantize_candidate)
+BUDGET_SETTINGS = frozenset({"budget", "fallback", "fallback_layers", "budget_data", "budget_samples", "calib"})
 DEFAULT_BENCH_BATCHES = (1, 4, 8, 16, 32)  # the guides' perf-table rows
-TUNE_ROUNDS = 5  # incumbent and candidate alternate this many times per comparison
 
 
 class OrtTarget(Target):
     """onnxruntime in this process: ``ort-cpu``, ``ort-cuda``, ``ort-trt``.
 
-    Benchmarks sweep batch sizes with :func:`surgery.bench.sweep` over :func:`run_jobs`; tuning is
-    :func:`surgery.search.tune` over exact passes and session settings. The zoo, the pass
-    registry and the batch reshaper (``fix_shapes``) are handed in by the caller.
+    Benchmarks sweep batch sizes with :func:`surgery.bench.sweep` over :func:`run_jobs`; several
+    models given together are measured together (interleaved rounds, one pairing per batch).
+    Tuning is :func:`surgery.search.search` over exact passes and session settings, each
+    comparison measured the same way. The zoo, the pass registry and the batch reshaper
+    (``fix_shapes``) are handed in by the caller.
     """
 
     honours: ClassVar[Mapping[str, frozenset[str]]] = {
         BENCH: SESSION_SETTINGS | MEASURE_SETTINGS | {"no_reshape"},
-        TUNE: SESSION_SETTINGS | MEASURE_SETTINGS | SEARCH_SETTINGS}
+        TUNE: SESSION_SETTINGS | MEASURE_SETTINGS | SEARCH_SETTINGS | BUDGET_SETTINGS,
+        EVAL: SESSION_SETTINGS}
+    paired: ClassVar[frozenset[str]] = frozenset({BENCH})
 
     def __init__(self, name: str, *, zoo: Zoo = NO_ZOO, registry: Mapping[str, type[Pass]] | None = None,
                  reshaper: Reshaper | None = None):
@@ -306,18 +322,31 @@ class OrtTarget(Target):
                           execution_mode=request.get("execution_mode", "sequential"))
 
     @staticmethod
-    def measure(request: Request, *, warmup: int, min_time: float, rounds: int = 1) -> Measure:
+    def measure(request: Request, *, warmup: int, precision: float = DEFAULT_PRECISION,
+                max_time: float = DEFAULT_MAX_TIME) -> Measure:
+        """The measurement the request asks for: a fixed ``--iterations``, or a precision goal within a time cap.
+
+        Raises:
+            UsageError: ``--iterations`` with any of ``--precision``, ``--min-time``, ``--max-time``.
+        """
         iterations = request.get("iterations")
-        given_time = request.get("min_time")
-        if iterations is not None and given_time is not None:
-            raise UsageError("give --iterations or --min-time, not both")
-        return Measure(warmup=request.get("warmup", warmup), iterations=iterations,
-                       min_time=given_time if given_time is not None else (None if iterations else min_time),
-                       rounds=rounds)
+        timed = [f"--{n.replace('_', '-')}" for n in ("precision", "min_time", "max_time")
+                 if request.get(n) is not None]
+        if iterations is not None and timed:
+            raise UsageError(f"--iterations fixes the number of calls; it does not combine with {timed[0]}")
+        min_time = request.get("min_time", 0.0)
+        # a --min-time above the default cap raises the cap, unless --max-time says otherwise
+        cap = request.get("max_time", max(max_time, min_time))
+        return Measure(warmup=request.get("warmup", warmup), iterations=iterations, min_time=min_time, max_time=cap,
+                       precision=request.get("precision", precision))
 
     def _resolve(self, request: Request, events: Events, default_batches: Sequence[int]
                  ) -> tuple[TargetModel, onnx.ModelProto]:
-        ref = resolve_model(request.model.arg, self.zoo, request.model.zoo_options)
+        return self._resolve_spec(request.model, request, events, default_batches)
+
+    def _resolve_spec(self, spec: ModelSpec, request: Request, events: Events, default_batches: Sequence[int]
+                      ) -> tuple[TargetModel, onnx.ModelProto]:
+        ref = resolve_model(spec.arg, self.zoo, spec.zoo_options)
         for notice in ref.notices:
             events.notice(notice)
         loaded = load_model_file(ref.path)
@@ -327,27 +356,35 @@ class OrtTarget(Target):
         return model, loaded.model
 
     def bench(self, request: Request, events: Events) -> Outcome:
-        """Measure the model at every batch size: one record per batch (failed batches keep ``error``)."""
+        """Measure the model(s) at every batch size: one record per model and batch (failed batches keep ``error``).
+
+        With several models they are measured together at each batch (the first model's
+        batch sizes), and ``Outcome.members`` holds each one's records.
+        """
         self.check(BENCH, request)
         options = self.session_options(request)
-        measure = self.measure(request, warmup=5, min_time=1.0)
+        measure = self.measure(request, warmup=5)
         require(self.name)
-        model, proto = self._resolve(request, events, DEFAULT_BENCH_BATCHES)
+        resolved = [self._resolve_spec(spec, request, events, DEFAULT_BENCH_BATCHES) for spec in request.models]
+        batches = resolved[0][0].batches
         if events.on_total is not None:
-            events.on_total(len(model.batches))
+            events.on_total(len(batches))
         reshaper = None if request.get("no_reshape", False) else self.reshaper
-        records = sweep([BenchModel(proto, options, digest=model.digest, name=model.name)], run_jobs,
-                        target=self.name, batches=model.batches, measure=measure,
-                        input_shapes=dict(request.input_shapes), reshaper=reshaper,
-                        seed=request.get("seed", 0), on_batch=events.on_batch, on_progress=events.on_progress)[0]
-        return Outcome(records=records, tools={"onnxruntime": {"version": version(), **options.settings()}},
-                       model=model, detail={"measure": measure.to_dict(), "batches": list(model.batches)})
+        models = [BenchModel(proto, options, label=m.name, digest=m.digest, name=m.name) for m, proto in resolved]
+        per_model = sweep(models, run_jobs, target=self.name, batches=batches, measure=measure,
+                          input_shapes=dict(request.input_shapes), reshaper=reshaper,
+                          seed=request.get("seed", 0), on_batch=events.on_batch, on_progress=events.on_progress)
+        members = [Member(model=m, records=recs) for (m, _), recs in zip(resolved, per_model, strict=True)]
+        first = members[0]
+        return Outcome(records=first.records, tools={"onnxruntime": {"version": version(), **options.settings()}},
+                       model=first.model, detail={"measure": measure.to_dict(), "batches": list(batches)},
+                       members=members if len(members) > 1 else [])
 
     def tune(self, request: Request, events: Events) -> Outcome:
         """Keep-or-revert search over exact passes and session settings; the result is ``Outcome.detail``."""
         self.check(TUNE, request)
         options = self.session_options(request)
-        measure = self.measure(request, warmup=3, min_time=0.5, rounds=TUNE_ROUNDS)
+        measure = self.measure(request, warmup=3, precision=TUNE_PRECISION, max_time=TUNE_MAX_TIME)
         candidates: list[Candidate] = []
         if not request.get("no_passes", False):
             candidates += pass_candidates(self.registry, request.get("passes"))
@@ -357,10 +394,22 @@ class OrtTarget(Target):
             raise UsageError("nothing to try: drop --no-passes or --no-session-settings")
         require(self.name)
         model, proto = self._resolve(request, events, (1,))
+        shapes = dict(request.input_shapes)
+        budget = request.get("budget")
+        if budget is not None and not request.get("no_passes", False):  # after the exact passes, before settings
+            from surgery.budget_eval import quantize_candidate
+
+            at = sum(1 for c in candidates if c.kind == "pass")
+            candidates.insert(at, quantize_candidate(
+                self.registry, budget, model.recipe, fallback=request.get("fallback", False),
+                max_layers=request.get("fallback_layers"), data=request.get("budget_data"),
+                samples=request.get("budget_samples", 32), calib=request.get("calib"), input_shapes=shapes or None))
+        elif budget is None and any(request.get(k) is not None for k in BUDGET_SETTINGS):
+            raise UsageError("--fallback, --budget-data, --budget-samples and --calib go with --budget (the INT8 "
+                             "candidate)")
         if events.on_total is not None:
             events.on_total(len(candidates) + 1)
         seed = request.get("seed", 0)
-        shapes = dict(request.input_shapes)
 
         def measure_fn(models: Sequence[BenchModel], batches: Sequence[int]) -> list[list[PerfRecord]]:
             return sweep(models, run_jobs, target=self.name, batches=batches, measure=measure, input_shapes=shapes,
@@ -369,10 +418,40 @@ class OrtTarget(Target):
         from surgery.parity import DEFAULT_ATOL, DEFAULT_RTOL
 
         result = search(proto, options=options, measure=measure_fn, candidates=candidates, batch=model.batches[0],
-                      batches=model.batches, min_effect=request.get("min_effect", 0.0),
-                      samples=request.get("samples", 3), seed=seed, atol=request.get("atol", DEFAULT_ATOL),
-                      rtol=request.get("rtol", DEFAULT_RTOL), input_shapes=shapes or None, digest=model.digest,
-                      on_trial=events.on_trial, on_phase=events.on_phase)
+                        batches=model.batches, min_effect=request.get("min_effect", 0.0),
+                        samples=request.get("samples", 3), seed=seed, atol=request.get("atol", DEFAULT_ATOL),
+                        rtol=request.get("rtol", DEFAULT_RTOL), input_shapes=shapes or None, digest=model.digest,
+                        precision=measure.precision, confidence=measure.confidence,
+                        on_trial=events.on_trial, on_phase=events.on_phase)
         tools = {"onnxruntime": {"version": version(), "before": options.settings(),
                                  "after": result.options.settings(), "best": result.options.describe()}}
         return Outcome(records=result.after, tools=tools, model=model, detail=result)
+
+    def infer(self, request: Request, batches: Iterable[Mapping[str, Any]], events: Events,
+              outputs: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+        """One session for the model; each batch of feeds run through it, lazily (``surgery eval``).
+
+        A static batch axis is met as ais_bench meets it (:func:`surgery.eval.runner.fit_static_batch`).
+
+        Raises:
+            UsageError: the model does not run on a batch (one line naming its shapes).
+        """
+        from surgery.eval.runner import fit_static_batch
+
+        self.check(EVAL, request)
+        require(self.name)
+        ref = resolve_model(request.model.arg, self.zoo, request.model.zoo_options)
+        for notice in ref.notices:
+            events.notice(notice)
+        session = make_session(ref.path, self.session_options(request))
+        names = list(outputs) if outputs else [o.name for o in session.get_outputs()]
+        static = {i.name: i.shape[0] for i in session.get_inputs() if i.shape and isinstance(i.shape[0], int)}
+
+        def run(feed: dict[str, Any]) -> dict[str, Any]:
+            try:
+                return dict(zip(names, session.run(names, feed), strict=True))
+            except Exception as exc:
+                shapes = ", ".join(f"{k}:{'x'.join(map(str, v.shape))}" for k, v in feed.items())
+                raise UsageError(f"{ref.path} does not run on {shapes}: {first_line(exc)}") from None
+
+        return fit_static_batch(run, (dict(b) for b in batches), static)
