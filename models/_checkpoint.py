@@ -105,6 +105,11 @@ def read_state_dict(path: str | os.PathLike) -> tuple[dict[str, Any], list[str]]
     bad = [str(k) for k, v in state.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise ModelLoadError(f"checkpoint {path}: entries that are not named tensors: {name_keys(bad)}")
+    # NaN or inf weights export fine and then make every output NaN: refuse them by name
+    broken = [k for k, v in state.items() if v.is_floating_point() and v.numel() and not bool(torch.isfinite(v).all())]
+    if broken:
+        raise ModelLoadError(f"checkpoint {path}: {len(broken)} tensor{'s' if len(broken) != 1 else ''} hold NaN or "
+                             f"infinite values: {name_keys(broken)}")
     if all(k.startswith("module.") for k in state):
         state = {k[len("module."):]: v for k, v in state.items()}
         notices.append("checkpoint: stripped the 'module.' prefix (DataParallel)")

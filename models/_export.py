@@ -27,6 +27,8 @@ from surgery.errors import ModelLoadError, UnknownNameError, UsageError, first_l
 from surgery.recipe import Recipe
 
 from . import get_recipe, require_torch, resolve_variants
+from ._calibrate import CALIBRATION_VERSION
+from ._calibrate import calibrate as calibrate_weights
 from ._checkpoint import file_digest, load_checkpoint, seed_init
 
 BATCH_AXIS = "N"
@@ -139,8 +141,9 @@ def plan_export(name: str, *, variants: Mapping[str, str] | None = None,
 def export_model(name: str, out_path: str | os.PathLike, *, checkpoint: str | os.PathLike | None = None,
                  variants: Mapping[str, str] | None = None,
                  input_shapes: Mapping[str, Sequence[int | str]] | None = None,
-                 batch: int | str | None = None, opset: int = 11, seed: int = 0) -> ExportResult:
-    """Build zoo model ``name``, load its checkpoint (or seed it), and export it to ``out_path`` atomically.
+                 batch: int | str | None = None, opset: int = 11, seed: int = 0,
+                 calibrate: bool = True) -> ExportResult:
+    """Build zoo model ``name``, load its checkpoint (or seed and calibrate it), and export it to ``out_path``.
 
     Args:
         name: the zoo model.
@@ -151,6 +154,9 @@ def export_model(name: str, out_path: str | os.PathLike, *, checkpoint: str | os
         batch: an int for a static batch, ``"dynamic"`` for a symbolic one, None for the recipe's default.
         opset: the ONNX opset (11 unless you know the target reads another).
         seed: torch's seed for the weights a checkpoint does not set and for the trace input.
+        calibrate: without a checkpoint, set BatchNorm statistics and standardise the heads on a few
+            generated images (:mod:`surgery.models._calibrate`), so outputs vary like a trained
+            network's; False keeps the raw seeded weights (to measure what calibration changes).
 
     Returns:
         An ExportResult (path, variants, notices, checkpoint digest, torch version, shapes, node count).
@@ -170,6 +176,13 @@ def export_model(name: str, out_path: str | os.PathLike, *, checkpoint: str | os
     model, notice = seed_init(lambda: module.build(plan.variants), seed)
     notices, digest = [], None
     if checkpoint is None:
+        if calibrate:
+            try:
+                done = calibrate_weights(model, plan.shapes, seed)
+            except RuntimeError as exc:  # the network runs here first: a size it cannot take fails here
+                raise _cannot_run(plan, exc) from None
+            seeded, sep, tail = notice.partition("; ")  # one notice: seeded, calibrated; accuracy means nothing
+            notice = f"{seeded}, {done}{sep}{tail}"
         notices.append(notice)
     else:
         report = load_checkpoint(model, checkpoint, drop=getattr(module, "CHECKPOINT_DROP", ()))
@@ -204,9 +217,13 @@ def _to_onnx_bytes(torch: Any, model: Any, args: tuple, plan: ExportPlan, module
         except torch.onnx.errors.OnnxExporterError:
             raise  # an op the exporter cannot write: a bug of ours, not the user's shapes
         except RuntimeError as exc:  # the trace runs the network: a size it cannot take fails here
-            shapes = ", ".join(f"{k}:{'x'.join(map(str, v))}" for k, v in plan.shapes.items())
-            raise UsageError(f"{plan.recipe.name} cannot run at {shapes}: {first_line(exc)}") from None
+            raise _cannot_run(plan, exc) from None
     return buffer.getvalue()
+
+
+def _cannot_run(plan: ExportPlan, exc: BaseException) -> UsageError:
+    shapes = ", ".join(f"{k}:{'x'.join(map(str, v))}" for k, v in plan.shapes.items())
+    return UsageError(f"{plan.recipe.name} cannot run at {shapes}: {first_line(exc)}")
 
 
 def _count_nodes(data: bytes) -> int:
@@ -225,11 +242,12 @@ def cache_dir() -> Path:
 
 
 def cache_key(plan: ExportPlan, checkpoint_digest: str | None, seed: int, torch_version: str) -> str:
-    """sha256 over everything that changes the exported bytes."""
+    """sha256 over everything that changes the exported bytes (seeded weights: their calibration's version too)."""
     material = {"recipe": plan.recipe.name, "variants": plan.variants,
                 "shapes": {k: list(v) for k, v in plan.exported_shapes().items()},
                 "trace_shapes": {k: list(v) for k, v in plan.shapes.items()}, "opset": plan.opset,
                 "checkpoint": checkpoint_digest, "seed": seed if checkpoint_digest is None else None,
+                "calibration": CALIBRATION_VERSION if checkpoint_digest is None else None,
                 "torch": torch_version, "surgery": SURGERY_VERSION}
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 

@@ -8,7 +8,57 @@ being compiled or measured. Where a guide's table and its text disagree, the tab
 
 from __future__ import annotations
 
-from surgery.recipe import InputSpec, ModelVariant, PassStep, Published, Recipe
+from surgery.recipe import EvalMode, EvalSpec, InputSpec, ModelVariant, PassStep, Preprocessing, Published, Recipe
+
+# ---------------------------------------------------------------------------
+# evaluation: each guide's preprocessing and metric, and the upstream project's where it differs
+# (shared/reference/models.md gives the scripts these come from)
+
+_TORCH_RGB = Preprocessing(note="PIL convert('RGB'), ToTensor, Normalize(ImageNet mean/std)")
+ICNET_EVAL = EvalSpec(
+    task="segmentation", dataset="cityscapes", num_classes=19, labels="labelIds", output="logits",
+    guide=EvalMode(_TORCH_RGB, "icnet_segmentation",
+                   "pre_dataset.py: full 1024x2048, no resize; evaluate.py: ICNet's SegmentationMetric"),
+    upstream=EvalMode(Preprocessing(resize="short", size=(1024,), note="evaluate.py: shorter side to base_size "
+                                    "1024 (PIL bilinear; labels nearest): a no-op on Cityscapes"),
+                      "icnet_segmentation", "liminn/ICNet-pytorch evaluate.py, utils/metric.py"),
+    published={"mIoU": "mIoU_average", "pixAcc": "pixAcc_average"}, info_size=(1024, 2048))
+UNETPP_EVAL = EvalSpec(
+    task="binary_segmentation", dataset="dsb2018", num_classes=1, output="output1",
+    guide=EvalMode(Preprocessing(read="bgr", resize="squash", size=(96, 96), interpolation="cv2_linear",
+                                 normalize="albumentations", divide=255.0,
+                                 note="cv2.imread (BGR), albumentations Resize(96,96) + Normalize() with the "
+                                      "RGB mean/std applied to BGR channels, then /255 again"),
+                   "iou_raw_logits", "nested_unet_postprocess.py: per image, raw logits > 0.5 (no sigmoid)"),
+    upstream=EvalMode(Preprocessing(read="bgr", resize="squash", size=(96, 96), interpolation="cv2_linear",
+                                    normalize="albumentations", divide=255.0, note="val.py: as the guide"),
+                      "iou_sigmoid_batch", "val.py iou_score: sigmoid > 0.5, per batch of 16, weighted mean"),
+    published={"IoU": "IoU"}, info_size=(96, 96), batch=16)
+_SHORT256 = Preprocessing(resize="short", size=(256,), crop=224,
+                          note="Resize(256) (shorter side, PIL bilinear), CenterCrop(224), ToTensor, Normalize")
+CSPRESNEXT50_EVAL = EvalSpec(
+    task="classification", dataset="imagenet", num_classes=1000, output="class",
+    guide=EvalMode(Preprocessing(resize="squash", size=(256, 256), crop=224,
+                                 note="cspresnext_torch_preprocess.py: resize(img, (256, 256)) squashes to 256x256 "
+                                      "(its comment says Resize(256)), CenterCrop(224), ImageNet mean/std"),
+                   "topk", "imagenet_acc_eval.py: top-1..5 against val_label.txt"),
+    upstream=EvalMode(_SHORT256, "topk", "timm default_cfg: crop_pct 0.875, bilinear"),
+    published={"top1": "top1", "top5": "top5"}, published_scale=100.0, info_size=(224, 224))
+DEEPLABV3_EVAL = EvalSpec(
+    task="segmentation", dataset="cityscapes", num_classes=19, labels="labelTrainIds", output="output",
+    guide=EvalMode(Preprocessing(normalize="mmcv", note="deeplabv3_torch_preprocess.py: cv2 BGR->RGB, "
+                                 "(x - [123.675,116.28,103.53]) / [58.395,57.12,57.375], full 1024x2048"),
+                   "mmseg_segmentation", "deeplabv3_torch_postprocess.py: mmseg mean_iou over labelTrainIds"),
+    upstream=EvalMode(Preprocessing(resize="keep_ratio", size=(2048, 1024), interpolation="cv2_linear",
+                                    normalize="mmcv", note="mmseg test pipeline: Resize((2048,1024), keep_ratio) "
+                                    "(a no-op on Cityscapes), Normalize(to_rgb=True)"),
+                      "mmseg_segmentation", "mmseg mean_iou: nanmean IoU, aAcc"),
+    published={"mIoU": "mIoU"}, published_scale=100.0, info_size=(1024, 2048))
+HRNET_W18_EVAL = EvalSpec(
+    task="classification", dataset="imagenet", num_classes=1000, output="class",
+    guide=EvalMode(_SHORT256, "topk", "imagenet_torch_preprocess.py hrnet; imagenet_acc_eval.py"),
+    upstream=EvalMode(_SHORT256, "topk", "tools/valid.py; lib/core/evaluate.py accuracy"),
+    published={"top1": "top1", "top5": "top5"}, published_scale=100.0, info_size=(224, 224))
 
 ICNET = Recipe(
     name="icnet",
@@ -33,6 +83,7 @@ ICNET = Recipe(
     # guide 6.1.2 typed --shapes=image:1,3,1024,2048; the input is actual_input_1
     trtexec={"fp16": True, "threads": True, "shapes": "actual_input_1:{batch}x3x1024x2048"},
     batches=(1, 4, 8, 16),
+    guide_variants={"ppm": "ascend"},  # icnet.diff: the guide compiled the fixed-kernel pyramid pooling
     dataset="cityscapes_val",
     preprocessing="rgb_imagenet_norm_1024x2048",
     metric="miou_pixacc_icnet",
@@ -49,6 +100,7 @@ ICNET = Recipe(
                "mixes in AOE figures; mIoU/pixAcc are ICNet's 'Average' (mean of running values)",
     ),
     guide="icnet.md",
+    evaluation=ICNET_EVAL,
 )
 
 UNETPP = Recipe(
@@ -79,10 +131,12 @@ UNETPP = Recipe(
             "310P": {1: 1681.600281, 4: 2495.595994, 8: 1907.807965, 16: 1852.471243, 32: 1796.602154},
             "T4": {1: 320.5865223, 4: 400.8416683, 8: 458.3922516, 16: 549.9608379, 32: 568.2170006},
         },
+        per_card={"310": 4},  # the guide's "310单卡" figures: 4 devices per card
         source="unetpp.md 7.3 table (310P3 column; the guide says its 310P figures are after AOE); "
                "IoU 6.1 on om bs1/bs16, 6.2 upstream README",
     ),
     guide="unetpp.md",
+    evaluation=UNETPP_EVAL,
 )
 
 CSPRESNEXT50 = Recipe(
@@ -102,10 +156,12 @@ CSPRESNEXT50 = Recipe(
     published=Published(
         accuracy={"top1": {"310": 80.06, "paper": 77.9}, "top5": {"310": 94.94, "paper": 94.0}},
         throughput={"310": {1: 1216.352, 4: 1762.424, 8: 1856.28, 16: 1686.876, 32: 1479.88}},
+        per_card={"310": 4},  # the guide's "310单卡" figures: 4 devices per card
         source="cspresnext50.md 7.1: per-device rate x4 per card (bs1 304.088x4, bs16 421.719x4 from the "
                "dataset run; bs4/8/32 pure inference, after the TransData patches); no T4 column",
     ),
     guide="cspresnext50.md",
+    evaluation=CSPRESNEXT50_EVAL,
 )
 
 DEEPLABV3 = Recipe(
@@ -127,6 +183,7 @@ DEEPLABV3 = Recipe(
     # the guide gives no T4 command; this is the ModelZoo's usual trtexec --fp16 run
     trtexec={"fp16": True, "shapes": "input:{batch}x3x1024x2048"},
     batches=(1,),
+    guide_variants={"head": "argmax"},  # the guide compiled mmseg's export tail (argmax), batch 1 only
     dataset="cityscapes_val",
     preprocessing="mmseg_rgb_imagenet_norm_1024x2048",
     metric="miou_mmseg",
@@ -136,6 +193,7 @@ DEEPLABV3 = Recipe(
         source="deeplabv3.md perf and accuracy tables (bs1 only)",
     ),
     guide="deeplabv3.md",
+    evaluation=DEEPLABV3_EVAL,
 )
 
 HRNET_W18 = Recipe(
@@ -156,10 +214,12 @@ HRNET_W18 = Recipe(
     published=Published(
         accuracy={"top1": {"310": 76.46, "upstream": 76.8}, "top5": {"310": 93.14, "upstream": 93.4}},
         throughput={"310": {1: 623.9, 4: 898.432, 8: 994.056, 16: 1078.048, 32: 1086.248}},
+        per_card={"310": 4},  # the guide's "310单卡" figures: 4 devices per card
         source="hrnet_w18.md 7.1: pure-inference rate x4 per card (the dataset run gave bs1 156.216x4); "
                "no T4 column",
     ),
     guide="hrnet_w18.md",
+    evaluation=HRNET_W18_EVAL,
 )
 
 ALL: tuple[Recipe, ...] = (ICNET, UNETPP, CSPRESNEXT50, DEEPLABV3, HRNET_W18)

@@ -13,13 +13,16 @@ measures prepared jobs; this module decides what each batch size runs:
 Input shapes at each batch come from :func:`surgery.shapes.shapes_at` (one rule for every
 target). Throughput always comes from the *effective* batch: the leading dimension of the
 inputs the model actually received.
+
+Several models given together are measured together at each batch: same inputs, sessions
+built before timing, interleaved rounds (see :mod:`surgery.targets.measure`). Their records
+of one batch share a pairing id, which is how ``surgery diff`` knows their rounds line up.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
-import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +30,7 @@ from typing import Any
 import onnx
 
 from surgery.errors import SurgeryError, ToolNotFoundError, UsageError
-from surgery.graph import EXTERNAL_DATA_THRESHOLD, model_digest
+from surgery.graph import is_large, model_digest, runtime_source
 from surgery.parity import random_feed
 from surgery.records import PerfRecord
 from surgery.shapes import InputSpec, Shape, is_static, model_inputs, shapes_at
@@ -111,13 +114,11 @@ def plan_batch(model: onnx.ModelProto, batch: int, *, input_shapes: dict[str, Sh
 
 def model_source(model: onnx.ModelProto, tmpdir: str | None = None) -> bytes | str:
     """Bytes for a runtime to load; a file in ``tmpdir`` for models above protobuf's 2 GB limit."""
-    if model.ByteSize() < EXTERNAL_DATA_THRESHOLD:
+    if not is_large(model):
         return model.SerializeToString()
     if tmpdir is None:
         raise UsageError("model above 2 GB: a temporary folder is needed to benchmark it")
-    path = os.path.join(tmpdir, f"model-{time.monotonic_ns()}.onnx")
-    onnx.save_model(model, path, save_as_external_data=True, location=os.path.basename(path) + ".data")
-    return path
+    return runtime_source(model, tmpdir)  # onnx.save_model would strip the weights from ``model`` itself
 
 
 def sweep(
@@ -156,6 +157,7 @@ def sweep(
         shapes_at(model_inputs(m.model), 1, input_shapes)
     results: list[list[PerfRecord]] = [[] for _ in models]
     sources: dict[int, bytes | str] = {}
+    group = uuid.uuid4().hex[:16]  # one id per sweep; records of one batch pair on f"{group}/{index}"
     with tempfile.TemporaryDirectory(prefix="surgery-bench-") as tmpdir:
         for index, batch in enumerate(batches):
             if on_batch is not None:
@@ -199,6 +201,8 @@ def sweep(
                 rec.model_digest = rec.model_digest or m.digest
                 rec.model = rec.model or m.name
                 rec.extra["input_shapes"] = {n: list(s) for n, s in plan.shapes.items()}
+                if rec.pairing is not None:
+                    rec.pairing["id"] = f"{group}/{index}"
                 if plan.reshaped_from is not None:
                     rec.extra["reshaped_from"] = plan.reshaped_from
                     rec.extra["ran_digest"] = model_digest(plan.model)

@@ -1,5 +1,10 @@
 """Graph I/O: load and save ONNX models safely, digest them, summarise them, index them.
 
+Sizes and digests never serialise a whole model (protobuf refuses 2 GiB and more, and
+upb's ``ByteSize()`` serialises to measure): they come from the tensors' shapes and the
+external-data table (:mod:`surgery.tensors`); large models are saved and checked through
+:mod:`surgery.external_data`, one tensor at a time.
+
 Passes work directly on ``onnx.ModelProto`` with a :class:`GraphIndex` built in one
 linear sweep. We measured an onnx-graphsurgeon import+export round trip at 20-25x the
 cost of ``onnx.load`` + ``onnx.save`` on long chains (onnx-ir: 17-19x), which alone
@@ -8,11 +13,9 @@ would exceed our speed budget; editing the protobuf in place costs 2-4x.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import math
 import os
-import shutil
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -20,10 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
-from google.protobuf.message import DecodeError
+from google.protobuf.message import DecodeError, EncodeError
 
 from surgery.atomic import check_output_dir, write_bytes_atomic
 from surgery.errors import ModelLoadError, ModelSaveError
+from surgery.external_data import data_location, external_refs, read_external, save_external
+from surgery.tensors import (
+    data_nbytes,
+    declared_nbytes,
+    has_inline_data,
+    proto_nbytes,
+    skeleton,
+    tensor_data_bytes,
+    tensor_meta,
+)
 
 # Protobuf refuses to serialise a message of 2 GiB or more; leave headroom for the graph itself.
 EXTERNAL_DATA_THRESHOLD = 2_000_000_000
@@ -31,70 +44,84 @@ EXTERNAL_DATA_THRESHOLD = 2_000_000_000
 
 @dataclass
 class ModelFile:
-    """A model read from or written to disk, with its content digest."""
+    """A model read from or written to disk, with its content digest.
+
+    Attributes:
+        model: the model, external data loaded into it.
+        path: the ONNX file.
+        digest: sha256 of the file and of every external data file it reads, in location order.
+        nbytes: the ONNX file's size.
+        data_files: the external data files it reads (inputs a command must never overwrite).
+        data_bytes: the bytes of tensor data read from them.
+    """
 
     model: onnx.ModelProto
     path: Path | None
     digest: str
     nbytes: int
+    data_files: tuple[Path, ...] = ()
+    data_bytes: int = 0
 
 
-def _check_external_data(model: onnx.ModelProto, base: Path) -> None:
-    base_resolved = base.resolve()
-    for tensor in _external_tensors(model):
-        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
-        target = (base / location).resolve()
-        if os.path.isabs(location) or (base_resolved not in target.parents and target != base_resolved):
-            raise ModelLoadError(
-                f"external data of tensor {tensor.name!r} points outside the model's folder: {location!r}"
-            )
-        if not target.is_file():
-            raise ModelLoadError(f"external data file missing for tensor {tensor.name!r}: {target}")
-
-
-def _hash_external_files(h: hashlib._Hash, model: onnx.ModelProto, base: Path) -> None:
-    """Fold the external data files' contents into a model file's digest (weights are content too)."""
-    locations = sorted({e.value for t in _external_tensors(model) for e in t.external_data if e.key == "location"})
-    for location in locations:
-        with open(base / location, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 24), b""):
-                h.update(chunk)
-
-
-def _external_tensors(model: onnx.ModelProto) -> Iterator[onnx.TensorProto]:
-    for tensor in model.graph.initializer:
-        if tensor.data_location == onnx.TensorProto.EXTERNAL:
-            yield tensor
+# protobuf cannot parse a message of 2 GiB or more: such a file is not a model we can read
+_MAX_PROTO_FILE = 2**31 - 1
 
 
 def load_model_file(path: str | os.PathLike, *, load_external_data: bool = True) -> ModelFile:
     """Read an ONNX file, with external data, and compute its digest.
 
+    Args:
+        path: the ONNX file.
+        load_external_data: read the weights into the model; False checks every external
+            reference and hashes the files but leaves the weights on disk (sizes, summaries).
+
     Raises:
-        ModelLoadError: the file is missing, a folder, not ONNX, truncated, or its
-            external data is missing or points outside its folder.
+        ModelLoadError: the file is missing, a folder, not ONNX, truncated, holds names that are
+            not UTF-8, or its external data (anywhere in the model) is missing, does not cover
+            its tensors or points outside its folder.
     """
     path = Path(path)
+    if "\x00" in str(path):
+        raise ModelLoadError(f"model path contains a NUL byte: {str(path)!r}")
     if not path.exists():
         raise ModelLoadError(f"model not found: {path}")
     if path.is_dir():
         raise ModelLoadError(f"model path is a folder, not an ONNX file: {path}")
     try:
+        if path.stat().st_size > _MAX_PROTO_FILE:
+            raise ModelLoadError(f"{path} is over 2 GiB in one file: protobuf cannot read that; save the weights "
+                                 "as external data")
         data = path.read_bytes()
     except OSError as exc:
         raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
     digest = hashlib.sha256(data)
     model = _parse(data, str(path))
-    if load_external_data and any(True for _ in _external_tensors(model)):
-        _check_external_data(model, path.parent)
-        try:
-            from onnx.external_data_helper import load_external_data_for_model
+    del data
+    check_text(model, str(path))
+    # every reference is checked even when the weights stay on disk (inspect): the digest reads the files
+    refs = external_refs(model, path.parent if str(path.parent) else Path("."))
+    read_external(digest, refs, load=load_external_data)
+    return ModelFile(model=model, path=path, digest=digest.hexdigest(), nbytes=path.stat().st_size,
+                     data_files=tuple(sorted({r.path for r in refs}, key=str)),
+                     data_bytes=sum(r.length for r in refs) if load_external_data else 0)
 
-            _hash_external_files(digest, model, path.parent)
-            load_external_data_for_model(model, str(path.parent))
-        except (OSError, ValueError) as exc:
-            raise ModelLoadError(f"cannot load external data of {path}: {exc}") from None
-    return ModelFile(model=model, path=path, digest=digest.hexdigest(), nbytes=len(data))
+
+def external_data_files(path: str | os.PathLike) -> tuple[Path, ...]:
+    """The external data files an ONNX file reads, checked but not read (for planning a command's outputs).
+
+    Raises:
+        ModelLoadError: as :func:`load_model_file`.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size > _MAX_PROTO_FILE:
+            raise ModelLoadError(f"{path} is over 2 GiB in one file: protobuf cannot read that")
+        model = _parse(path.read_bytes(), str(path))
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc.strerror or exc}") from None
+    check_text(model, str(path))
+    refs = external_refs(model, path.parent if str(path.parent) else Path("."))
+    return tuple(sorted({r.path for r in refs}, key=str))
 
 
 def _parse(data: bytes, where: str) -> onnx.ModelProto:
@@ -111,31 +138,135 @@ def _parse(data: bytes, where: str) -> onnx.ModelProto:
     return model
 
 
+def check_text(model: onnx.ModelProto, where: str = "the model") -> None:
+    """Refuse names that are not UTF-8: protobuf hands them over as ``bytes``, which no code expects.
+
+    Checks every name the tools read: opsets, metadata, graph, node, value and tensor names,
+    dims' symbols, at every graph level and in functions.
+
+    Raises:
+        ModelLoadError: naming the field and the bad value.
+    """
+    def bad(what: str, value: object) -> ModelLoadError:
+        return ModelLoadError(f"{where}: {what} is not valid UTF-8 text ({bytes(value)[:40]!r})")
+
+    for field_name in ("producer_name", "producer_version", "domain"):
+        if not isinstance(getattr(model, field_name), str):
+            raise bad(field_name, getattr(model, field_name))
+    for o in model.opset_import:
+        if not isinstance(o.domain, str):
+            raise bad("an opset domain", o.domain)
+    for p in model.metadata_props:
+        if not isinstance(p.key, str) or not isinstance(p.value, str):
+            raise bad("a metadata entry", p.key if not isinstance(p.key, str) else p.value)
+    _check_graph_text(model.graph, bad)
+    for f in model.functions:
+        for value in (f.name, f.domain, *f.input, *f.output, *f.attribute):
+            if not isinstance(value, str):
+                raise bad(f"a name in function {f.name!r}", value)
+        _check_nodes_text(f.node, bad)
+    for info in model.training_info:
+        _check_graph_text(info.initialization, bad)
+        _check_graph_text(info.algorithm, bad)
+
+
+def _check_graph_text(graph: onnx.GraphProto, bad) -> None:
+    if not isinstance(graph.name, str):
+        raise bad("a graph name", graph.name)
+    for values in (graph.input, graph.output, graph.value_info):
+        for vi in values:
+            if not isinstance(vi.name, str):
+                raise bad("a value name", vi.name)
+            if vi.type.HasField("tensor_type"):
+                for d in vi.type.tensor_type.shape.dim:
+                    if not isinstance(d.dim_param, str) or not isinstance(d.denotation, str):
+                        raise bad(f"a dimension of {vi.name!r}", d.dim_param)
+    for t in graph.initializer:
+        if not isinstance(t.name, str):
+            raise bad("an initializer name", t.name)
+    for sp in graph.sparse_initializer:
+        if not isinstance(sp.values.name, str) or not isinstance(sp.indices.name, str):
+            raise bad("a sparse initializer name", sp.values.name)
+    _check_nodes_text(graph.node, bad)
+
+
+def _check_nodes_text(nodes, bad) -> None:
+    for node in nodes:
+        if not node.attribute:
+            # Without attributes a node's bytes are its strings between ASCII tags: if they decode as
+            # UTF-8, every string does (a bad sequence stays bad next to a tag byte), checked in C
+            try:
+                node.SerializeToString().decode("utf-8")
+                continue
+            except UnicodeDecodeError:
+                pass  # a bad string, or a length byte over 127 next to one: find out field by field
+        for value in (node.name, node.op_type, node.domain):
+            if not isinstance(value, str):
+                raise bad("a node name, op type or domain", value)
+        for value in (*node.input, *node.output):
+            if not isinstance(value, str):
+                raise bad(f"a tensor name of node {node.name!r}", value)
+        for attr in node.attribute:
+            if not isinstance(attr.name, str) or not isinstance(attr.ref_attr_name, str):
+                raise bad(f"an attribute name of node {node.name!r}", attr.name)
+            if attr.HasField("t") and not isinstance(attr.t.name, str):
+                raise bad(f"a tensor name in node {node.name!r}", attr.t.name)
+            if attr.HasField("g"):
+                _check_graph_text(attr.g, bad)
+            for g in attr.graphs:
+                _check_graph_text(g, bad)
+
+
 def load_model(src: str | os.PathLike | onnx.ModelProto | bytes) -> onnx.ModelProto:
     """Load a model from a path, bytes or a ModelProto (returned as is)."""
     if isinstance(src, onnx.ModelProto):
         return src
     if isinstance(src, bytes):
-        return _parse(src, "<bytes>")
+        model = _parse(src, "<bytes>")
+        check_text(model, "<bytes>")
+        return model
     return load_model_file(src).model
 
 
 def digest_bytes(data: bytes) -> str:
+    """sha256 of some bytes, as hex."""
     return hashlib.sha256(data).hexdigest()
 
 
+def model_nbytes(model: onnx.ModelProto) -> int:
+    """The model's size as one protobuf message, computed from its tensors and external-data table.
+
+    Never serialises a model that may be near protobuf's 2 GB limit (``ByteSize()`` serialises
+    internally and fails there).
+    """
+    return proto_nbytes(model, EXTERNAL_DATA_THRESHOLD)
+
+
+def is_large(model: onnx.ModelProto) -> bool:
+    """Whether the model is too big to serialise as one message (it must go through external data)."""
+    return model_nbytes(model) >= EXTERNAL_DATA_THRESHOLD
+
+
 def model_digest(model: onnx.ModelProto) -> str:
-    """sha256 of the serialised model (for models under 2 GB; larger ones hash tensor by tensor)."""
-    if model.ByteSize() < EXTERNAL_DATA_THRESHOLD:
+    """A content digest of an in-memory model (sha256).
+
+    Below 2 GB: the sha256 of its serialisation. Above: the sha256 of its skeleton, in which
+    each tensor's values are replaced by their own sha256, hashed one tensor at a time (the
+    model is never serialised whole, nor copied).
+    """
+    if not is_large(model):
         return digest_bytes(model.SerializeToString())
-    h = hashlib.sha256()
-    stripped = onnx.ModelProto()
-    stripped.CopyFrom(model)
-    for tensor in stripped.graph.initializer:
-        h.update(tensor.raw_data)
-        tensor.ClearField("raw_data")
-    h.update(stripped.SerializeToString())
-    return h.hexdigest()
+
+    def by_digest(t: onnx.TensorProto) -> onnx.TensorProto | None:
+        if not has_inline_data(t):
+            return None
+        out = tensor_meta(t)
+        out.data_location = onnx.TensorProto.EXTERNAL
+        entry = out.external_data.add()
+        entry.key, entry.value = "sha256", hashlib.sha256(tensor_data_bytes(t)).hexdigest()
+        return out
+
+    return "large:" + digest_bytes(skeleton(model, by_digest).SerializeToString())
 
 
 def save_model(
@@ -147,43 +278,57 @@ def save_model(
 ) -> ModelFile:
     """Save atomically. Above 2 GB (or when asked) the weights go to ``<name>.data`` beside it.
 
+    The model itself is left as it was (external data is written from a skeleton, one tensor
+    at a time), and the data file is replaced, never appended to.
+
     Args:
         model: the model to write.
         path: destination; its folder must exist.
         protect: a path that must not be overwritten (the input model).
         external_data: force external data on or off; ``None`` decides by size.
+
+    Raises:
+        ModelSaveError: the folder is missing or not writable, the disk is full, ``path`` is a
+            folder or the protected input, or the model is too large for one file.
     """
     path = check_output_dir(path)
     if protect is not None and Path(protect).exists() and path.exists() and path.resolve() == Path(protect).resolve():
         raise ModelSaveError(f"refusing to overwrite the input model {path} (give another -o)")
-    size = model.ByteSize()
     if external_data is None:
-        external_data = size >= EXTERNAL_DATA_THRESHOLD
+        external_data = is_large(model)
     if not external_data:
-        data = model.SerializeToString()
+        try:
+            data = model.SerializeToString()
+        except (EncodeError, ValueError):
+            raise ModelSaveError(f"cannot write {path}: the model is over 2 GB as one file; save it with "
+                                 "external data") from None
         write_bytes_atomic(path, data)
         return ModelFile(model=model, path=path, digest=digest_bytes(data), nbytes=len(data))
-    return _save_external(model, path)
+    body, data_size = save_external(model, path)
+    h = hashlib.sha256(body)
+    files: tuple[Path, ...] = ()
+    if data_size:
+        data_path = path.parent / data_location(path)
+        with open(data_path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 24), b""):
+                h.update(chunk)
+        files = (data_path,)
+    return ModelFile(model=model, path=path, digest=h.hexdigest(), nbytes=len(body), data_files=files,
+                     data_bytes=data_size)
 
 
-def _save_external(model: onnx.ModelProto, path: Path) -> ModelFile:
-    location = f"{path.name}.data"
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
-    try:
-        copy = onnx.ModelProto()
-        copy.CopyFrom(model)
-        onnx.save_model(copy, str(tmpdir / path.name), save_as_external_data=True,
-                        all_tensors_to_one_file=True, location=location, size_threshold=1024)
-        if (tmpdir / location).exists():  # absent when every tensor is under the inline threshold
-            os.replace(tmpdir / location, path.parent / location)
-        os.replace(tmpdir / path.name, path)
-    except OSError as exc:
-        raise ModelSaveError(f"cannot write {path}: {exc}") from None
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
-    h = hashlib.sha256(path.read_bytes())
-    _hash_external_files(h, onnx.load_model(str(path), load_external_data=False), path.parent)
-    return ModelFile(model=model, path=path, digest=h.hexdigest(), nbytes=path.stat().st_size)
+def runtime_source(model: onnx.ModelProto, folder: str | os.PathLike) -> bytes | str:
+    """What a runtime session loads: the serialised model, or a file in ``folder`` above 2 GB.
+
+    Above 2 GB the model is saved (with external data, the model untouched) as a fresh file
+    in ``folder``; the caller owns the folder and removes it.
+    """
+    if not is_large(model):
+        return model.SerializeToString()
+    fd, name = tempfile.mkstemp(prefix="model-", suffix=".onnx", dir=folder)
+    os.close(fd)
+    save_model(model, name, external_data=True)
+    return name
 
 
 def default_output_path(input_path: str | os.PathLike, suffix: str = "surgery") -> Path:
@@ -211,21 +356,13 @@ def value_shape(vi: onnx.ValueInfoProto) -> list[int | str] | None:
 
 
 def tensor_numel(tensor: onnx.TensorProto) -> int:
+    """Elements the tensor's dims call for."""
     return math.prod(tensor.dims)
 
 
-@functools.cache
-def _itemsize(data_type: int) -> int:
-    if data_type in (onnx.TensorProto.STRING, onnx.TensorProto.UNDEFINED):
-        return 0
-    try:
-        return onnx.helper.tensor_dtype_to_np_dtype(data_type).itemsize
-    except (KeyError, TypeError, ValueError):
-        return 0
-
-
 def tensor_nbytes(tensor: onnx.TensorProto) -> int:
-    return tensor_numel(tensor) * _itemsize(tensor.data_type)
+    """Bytes the tensor's dims and dtype call for (0 for strings, unknown types and negative dims)."""
+    return declared_nbytes(tensor)
 
 
 def iter_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
@@ -259,23 +396,18 @@ class ModelSummary:
 
 
 def summarize(model: onnx.ModelProto, size_bytes: int | None = None) -> ModelSummary:
-    """Inputs/outputs, opset, op counts, node count, parameter count and bytes."""
+    """Inputs/outputs, opset, op counts, node count, parameter count and bytes.
+
+    Parameters are every tensor the model holds (initializers and Constant or other tensor
+    attributes at every graph level, sparse tensors by their stored values), by declared
+    shape: nothing is serialised, so this works on a model of any size. One walk over the
+    graphs gives the op counts and the tensors.
+    """
     g = model.graph
     init_names = {t.name for t in g.initializer}
     counts: Counter[str] = Counter()
-    const_params = const_bytes = 0
-    for node in iter_nodes(g):
-        counts[node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"] += 1
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value" and attr.type == onnx.AttributeProto.TENSOR:
-                    const_params += tensor_numel(attr.t)
-                    const_bytes += tensor_nbytes(attr.t)
-    params = param_bytes = 0
-    for t in g.initializer:
-        n = math.prod(t.dims)
-        params += n
-        param_bytes += n * _itemsize(t.data_type)
+    totals = [0, 0, 0]  # params, param bytes, bytes of tensor data
+    _summary_walk(g, counts, totals)
     return ModelSummary(
         inputs=[{"name": i.name, "dtype": dtype_name(i.type.tensor_type.elem_type), "shape": value_shape(i)}
                 for i in g.input if i.name not in init_names],
@@ -286,11 +418,43 @@ def summarize(model: onnx.ModelProto, size_bytes: int | None = None) -> ModelSum
         producer=f"{model.producer_name} {model.producer_version}".strip(),
         nodes=sum(counts.values()),
         op_counts=dict(sorted(counts.items())),
-        params=params + const_params,
-        param_bytes=param_bytes + const_bytes,
-        initializers=len(g.initializer),
-        size_bytes=size_bytes if size_bytes is not None else model.ByteSize(),
+        params=totals[0],
+        param_bytes=totals[1],
+        initializers=len(g.initializer) + len(g.sparse_initializer),
+        size_bytes=size_bytes if size_bytes is not None else proto_nbytes(model, EXTERNAL_DATA_THRESHOLD,
+                                                                          data=totals[2]),
     )
+
+
+def _summary_walk(graph: onnx.GraphProto, counts: Counter[str], totals: list[int]) -> None:
+    """Op counts and tensor totals of a graph and its subgraphs, in one pass."""
+    def tensor(t: onnx.TensorProto, is_param: bool = True) -> None:
+        if is_param:
+            totals[0] += max(0, math.prod(t.dims))
+            totals[1] += declared_nbytes(t)
+        totals[2] += data_nbytes(t)
+
+    for t in graph.initializer:
+        tensor(t)
+    for sp in graph.sparse_initializer:
+        tensor(sp.values)
+        tensor(sp.indices, is_param=False)  # positions, not parameters
+    for node in graph.node:
+        counts[node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"] += 1
+        if not node.attribute:
+            continue
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                tensor(attr.t)
+            for t in attr.tensors:
+                tensor(t)
+            for sp in ([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []) + list(attr.sparse_tensors):
+                tensor(sp.values)
+                tensor(sp.indices, is_param=False)
+            if attr.HasField("g"):
+                _summary_walk(attr.g, counts, totals)
+            for sub in attr.graphs:
+                _summary_walk(sub, counts, totals)
 
 
 def opset_version(model: onnx.ModelProto, domain: str = "") -> int:

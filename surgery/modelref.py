@@ -45,17 +45,24 @@ class ZooOptions:
 
     checkpoint: str | None = None
     variants: tuple[tuple[str, str], ...] = ()
+    guide: bool = False  # fill the variants not given from the recipe's guide graph (run, bench, tune, compile)
 
     def given(self) -> list[str]:
         """The flags given, for refusing them on file paths."""
         return [flag for flag, value in (("--checkpoint", self.checkpoint), ("--variant", self.variants)) if value]
 
-    def export_kwargs(self) -> dict[str, Any]:
+    def chosen_variants(self, recipe: Recipe | None) -> dict[str, str]:
+        """The variants given, and with ``guide`` the guide's for the keys not given."""
+        guided = dict(recipe.guide_variants) if self.guide and recipe is not None else {}
+        return {**guided, **dict(self.variants)}
+
+    def export_kwargs(self, recipe: Recipe | None = None) -> dict[str, Any]:
         out: dict[str, Any] = {}
         if self.checkpoint:
             out["checkpoint"] = self.checkpoint
-        if self.variants:
-            out["variants"] = dict(self.variants)
+        variants = self.chosen_variants(recipe)
+        if variants:
+            out["variants"] = variants
         return out
 
 
@@ -95,8 +102,17 @@ def resolve_model(arg: str | os.PathLike, zoo: Zoo = NO_ZOO, options: ZooOptions
         return ModelRef(path=path)
     if zoo.resolve is None:
         raise UsageError(f"{text} is a zoo model but this zoo cannot export")
-    path = Path(zoo.resolve(text, **options.export_kwargs()))
-    return ModelRef(path=path, recipe=recipes[text], notices=_export_notices(path))
+    recipe = recipes[text]
+    path = Path(zoo.resolve(text, **options.export_kwargs(recipe)))
+    notices = _export_notices(path)
+    given = dict(options.variants)
+    guided = {k: v for k, v in options.chosen_variants(recipe).items() if k not in given}
+    if guided:
+        defaults = {v.key: v.default for v in recipe.variants}
+        other = ", ".join(f"--variant {k}={defaults[k]}" for k in guided if k in defaults)
+        notices.insert(0, f"built {text} with {', '.join(f'{k}={v}' for k, v in guided.items())}: the graph its guide "
+                          f"compiled" + (f" ({other} for upstream's)" if other else ""))
+    return ModelRef(path=path, recipe=recipe, notices=notices)
 
 
 def _export_notices(path: Path) -> list[str]:

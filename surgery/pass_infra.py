@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Literal
 
 import onnx
 
+from surgery import validate
 from surgery.errors import (
     PassError,
     PostconditionError,
@@ -28,9 +29,14 @@ from surgery.errors import (
 )
 
 
-def option(default: Any = dataclasses.MISSING, *, help: str, choices: tuple[str, ...] | None = None) -> Any:
-    """Declare a pass option: a dataclass field with a help line (and choices for ``str`` options)."""
-    meta = {"help": help, "choices": choices}
+def option(default: Any = dataclasses.MISSING, *, help: str, choices: tuple[str, ...] | None = None,
+           minimum: float | None = None, maximum: float | None = None) -> Any:
+    """Declare a pass option: a dataclass field with a help line, choices for ``str`` options, bounds for numbers.
+
+    Numbers are checked on construction: ints within ``[minimum, maximum]`` (default: what
+    an int64 attribute holds), floats finite and within their bounds.
+    """
+    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
     if isinstance(default, (list, dict, set)):
         raise TypeError("use a tuple default for list options")
     return field(default=default, metadata=meta)
@@ -38,14 +44,31 @@ def option(default: Any = dataclasses.MISSING, *, help: str, choices: tuple[str,
 
 @dataclass
 class PassResult:
-    """What a pass did: the model, whether it changed, counts of what it matched and rewrote, and notes."""
+    """What a pass did: the model, whether it changed, counts of what it matched and rewrote, and notes.
+
+    An exact pass keeps the graph's inputs and outputs (names, dtypes, ranks) unless it
+    declares the change here; the instruments fail any change it did not declare.
+
+    Attributes:
+        renamed_outputs: graph outputs renamed, new name → name before the pass.
+        dropped_outputs: graph outputs that are outputs no more (prune_outputs, truncate).
+        added_outputs: new graph outputs that were intermediate tensors before (truncate); they are
+            compared with the same tensors of the model before the pass.
+        reordered_outputs: the pass changed the order of the graph outputs on purpose.
+        renamed_inputs: graph inputs renamed, new name → name before the pass.
+        warnings: what the user must see whatever the verbosity (batch hazards), unlike ``notes``.
+    """
 
     model: onnx.ModelProto
     changed: bool
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    # graph output renames this pass made, new name -> old tensor name (for parity checks)
     renamed_outputs: dict[str, str] = field(default_factory=dict)
+    dropped_outputs: list[str] = field(default_factory=list)
+    added_outputs: list[str] = field(default_factory=list)
+    reordered_outputs: bool = False
+    renamed_inputs: dict[str, str] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         if not self.counts:
@@ -55,12 +78,16 @@ class PassResult:
 
 @dataclass(frozen=True)
 class OptionInfo:
+    """One option of a pass, as ``surgery list passes`` shows it."""
+
     name: str
     type: str
     default: Any
     help: str
     choices: tuple[str, ...] | None
     required: bool
+    minimum: float | None = None
+    maximum: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,6 +123,7 @@ class Pass:
             if choices and value is not None and value not in choices:
                 raise UsageError(f"pass {self.name}: option {f.name}={value!r} is not one of {', '.join(choices)}")
             _check_type(self.name, f.name, value, hints[f.name])
+            _check_bounds(self.name, f, value)
         self.validate()
 
     def validate(self) -> None:
@@ -117,6 +145,7 @@ class Pass:
                 name=f.name, type=_type_label(hints[f.name]),
                 default=None if required else f.default, help=f.metadata.get("help", ""),
                 choices=f.metadata.get("choices"), required=required,
+                minimum=f.metadata.get("minimum"), maximum=f.metadata.get("maximum"),
             ))
         return out
 
@@ -180,6 +209,9 @@ def parse_option_value(pass_name: str, key: str, text: str, tp: Any) -> Any:
     if origin is tuple:
         item_tp = typing.get_args(inner)[0]
         parts = [part.strip() for part in text.split(",") if part.strip()]
+        if not parts:  # "nodes=" must not mean "every node", which is what leaving it out means
+            raise UsageError(f"pass {pass_name}: option {key}= is empty: give a comma-separated list, or leave "
+                             "the option out")
         return tuple(parse_option_value(pass_name, key, part, item_tp) for part in parts)
     if inner is bool:
         low = text.lower()
@@ -189,10 +221,8 @@ def parse_option_value(pass_name: str, key: str, text: str, tp: Any) -> Any:
             return False
         raise UsageError(f"pass {pass_name}: option {key} expects true/false, got {text!r}")
     if inner in (int, float):
-        try:
-            return inner(text)
-        except ValueError:
-            raise UsageError(f"pass {pass_name}: option {key} expects {inner.__name__}, got {text!r}") from None
+        what = f"pass {pass_name}: option {key}"
+        return validate.integer(text, what) if inner is int else validate.number(text, what)
     if origin is Literal:
         allowed = typing.get_args(inner)
         if text not in allowed:
@@ -223,6 +253,22 @@ def _check_type(pass_name: str, key: str, value: Any, tp: Any) -> None:
         return
     if isinstance(inner, type) and not isinstance(value, inner):
         raise UsageError(f"pass {pass_name}: option {key} expects {inner.__name__}, got {value!r}")
+
+
+INT64_MAX = 2**63 - 1  # what an int64 attribute (the widest ONNX integer) can hold
+
+
+def _check_bounds(pass_name: str, f: dataclasses.Field, value: Any) -> None:
+    """Numbers within the option's bounds: ints fit int64, floats are finite (a NaN threshold never matches)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    what = f"pass {pass_name}: option {f.name}"
+    low, high = f.metadata.get("minimum"), f.metadata.get("maximum")
+    if isinstance(value, int):
+        validate.integer(value, what, minimum=-INT64_MAX if low is None else int(low),
+                         maximum=INT64_MAX if high is None else int(high))
+    else:
+        validate.number(value, what, minimum=low, maximum=high)
 
 
 def _jsonable(value: Any) -> Any:

@@ -2,7 +2,8 @@
 
 Instruments verify, time and snapshot; passes only rewrite. An instrument may raise
 VerificationError from ``after_pass`` to fail the run. Any error raised inside a pass
-is re-raised as a PassError naming the pass and the passes before it.
+is re-raised as a PassError naming the pass and the passes before it. Each step carries
+a :class:`~surgery.verification.Verification` that the instruments fill in.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import onnx
 
 from surgery.errors import VerificationError
 from surgery.pass_infra import Pass, PassResult, wrap_error
+from surgery.verification import Verification
 
 
 @dataclass
@@ -29,12 +31,16 @@ class StepReport:
     changed: bool = False
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # shown whatever the verbosity (the pass's own hazards)
     seconds: float = 0.0
     figures: dict[str, Any] = field(default_factory=dict)  # instrument name -> figures
     status: str = "ok"  # ok | failed | skipped
+    verification: Verification = field(default_factory=Verification)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        data = {k: v for k, v in self.__dict__.items() if k != "verification"}
+        data["verification"] = self.verification.to_dict()
+        return data
 
 
 @dataclass
@@ -90,14 +96,19 @@ class Pipeline:
                 raise wrap_error(exc, p.name, done) from exc
             step.seconds = time.perf_counter() - start
             step.changed, step.counts, step.notes = result.changed, dict(result.counts), list(result.notes)
+            step.warnings = list(result.warnings)
             if result.model is not model:
                 model.CopyFrom(result.model)
                 result.model = model
             try:
                 for inst in instruments:
                     inst.after_pass(p, result, step)
-            except VerificationError:
+            except VerificationError as exc:
                 step.status = "failed"
+                if step.verification.failure is None:
+                    step.verification.fail(str(exc))
+                if on_step is not None:
+                    on_step(step)  # the failed step is shown too, with what its instruments found
                 raise
             if on_step is not None:
                 on_step(step)

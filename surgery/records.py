@@ -9,6 +9,7 @@ figures, perf records, tool and library versions, host and timestamps.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -51,6 +52,11 @@ def host_info() -> dict[str, Any]:
 
 def library_versions(*names: str) -> dict[str, str]:
     """Installed versions of the given distributions (absent ones are left out)."""
+    return dict(_library_versions(names))
+
+
+@functools.cache
+def _library_versions(names: tuple[str, ...]) -> dict[str, str]:  # metadata lookups parse files: tens of ms each run
     from importlib import metadata
 
     out: dict[str, str] = {}
@@ -69,7 +75,9 @@ class PerfRecord:
     ``latencies_ms`` are per-iteration wall times of one inference call of the whole
     batch. ``throughput`` is ``effective_batch / mean latency`` in samples per second,
     where ``effective_batch`` is the batch the model really ran, never the one asked for.
-    A failed row keeps ``error`` and no numbers.
+    A failed row keeps ``error`` and no numbers. ``rounds`` (calls per round) and ``pairing``
+    say how the samples were taken: records of one rotation share a pairing id and line up
+    round by round, which is what lets ``surgery diff`` give them a paired interval.
     """
 
     target: str
@@ -87,6 +95,17 @@ class PerfRecord:
     source: str | None = None  # where the numbers came from: "measured", or the file a parser read
     settings: dict[str, Any] = field(default_factory=dict)  # target/session settings used
     extra: dict[str, Any] = field(default_factory=dict)  # parser-specific figures (e.g. per-op times)
+    # how the samples were taken (see surgery.targets.measure): calls per round, in order
+    rounds: list[int] = field(default_factory=list)
+    # models measured together: {"id": same for every record of one rotation, "index": position, "size": models}
+    pairing: dict[str, Any] | None = None
+    stop: str | None = None  # why measuring stopped: precision, max-time, iterations, max-iterations
+    half_width: float | None = None  # the relative half-width the stop rule saw last
+
+    @property
+    def paired_with(self) -> str | None:
+        """The id shared by the records measured in the same rotation, if any."""
+        return str(self.pairing["id"]) if self.pairing and self.pairing.get("id") else None
 
     @property
     def ok(self) -> bool:
@@ -120,6 +139,8 @@ class RunRecord:
     eval: dict[str, Any] = field(default_factory=dict)
     target: str | None = None
     tools: dict[str, Any] = field(default_factory=dict)
+    # models benched together: {"id", "models": [{"label", "digest", "record"}]}; empty when measured alone
+    pairing: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=library_versions)
     host: dict[str, Any] = field(default_factory=host_info)
     started: str = field(default_factory=now_iso)
@@ -163,6 +184,8 @@ def load_record(path: str | os.PathLike) -> RunRecord:
         raise RecordError(f"cannot read record {path}: {exc}") from None
     try:
         data = json.loads(text)
+    except RecursionError:
+        raise RecordError(f"{path} is nested too deeply to be a surgery record") from None
     except json.JSONDecodeError as exc:
         raise RecordError(f"{path} is not JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import html
 import io
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,7 @@ class ReportData:
     provenance: dict[str, Any] = field(default_factory=dict)
     commands: list[str] = field(default_factory=list)  # vendor commands run, or planned
     bisection: str = ""
+    published_basis: dict[str, str] = field(default_factory=dict)  # device → "per card of 4 devices"
 
 
 def render(data: ReportData) -> str:
@@ -148,8 +150,9 @@ def _perf(d: ReportData) -> str:
         cells += [_fps(r.published.get(dev)) if r.published.get(dev) is not None else
                   '<span class="dim">no reference</span>' for dev in devices]
         rows.append(cells)
+    basis = "".join(f" {_e(dev)}: {_e(text)}." for dev, text in d.published_basis.items())
     foot = ('<p class="dim">Published columns are the figures the porting guide printed for its own hardware, '
-            "not measurements of this run.</p>" if devices else "")
+            f"not measurements of this run.{basis}</p>" if devices else "")
     return _section("perf", "Performance", _table(head, rows, raw=True) + foot if d.perf else
                     "<p>No benchmark in this run.</p>")
 
@@ -160,7 +163,7 @@ def _plots(d: ReportData) -> str:
         figures.append(("throughput", "Throughput against batch size", _throughput_svg(d.perf)))
     if any(r.before_ms or r.after_ms for r in d.perf):
         figures.append(("latency", "Latency distributions", _latency_svg(d.perf)))
-    metric_rows = [m for m in d.metrics if m.before is not None or m.after is not None]
+    metric_rows = [m for m in d.metrics if _plottable(m)]
     if metric_rows:
         figures.append(("accuracy", "Evaluation before and after", _metrics_svg(metric_rows)))
     if not figures:
@@ -254,6 +257,9 @@ def _throughput_svg(rows: Sequence[PerfRow]) -> str:
         pts = [(r.batch, r.published[dev]) for r in rows if r.published.get(dev)]
         if pts:
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "x--", alpha=0.6, label=f"{dev} (published)")
+    values = [v for r in rows for v in (r.before_fps, r.after_fps, *r.published.values()) if v]
+    if values and max(values) / min(values) > 20:  # CPU measurements beside NPU figures: a linear axis hides one
+        ax.set_yscale("log")
     if len(set(batches)) > 1:
         ax.set_xscale("log", base=2)
     ax.set_xticks(batches, [str(b) for b in batches])
@@ -293,10 +299,17 @@ def _metrics_svg(rows: Sequence[MetricRow]) -> str:
     xs = range(len(rows))
     ax.bar([x - 0.2 for x in xs], [m.before or 0 for m in rows], width=0.4, label="before")
     ax.bar([x + 0.2 for x in xs], [m.after or 0 for m in rows], width=0.4, label="after")
-    ax.set_xticks(list(xs), [m.metric for m in rows])
+    ax.set_xticks(list(xs), [m.metric for m in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_ylim(0, 1.05)
     ax.legend(fontsize=8)
     ax.grid(True, axis="y", alpha=0.3)
     return _svg(fig)
+
+
+def _plottable(m: MetricRow) -> bool:
+    """A row a 0..1 bar chart can show: accuracies and agreements, not max abs errors."""
+    values = [v for v in (m.before, m.after) if v is not None]
+    return bool(values) and all(0.0 <= v <= 1.0 for v in values)
 
 
 def _thin(samples: Sequence[float], limit: int = 5000) -> list[float]:
@@ -338,8 +351,16 @@ def _plain(value: Any) -> str:
 
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]], *, raw: bool = False) -> str:
     th = "".join(f"<th>{_e(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c if raw else _e(c)}</td>" for c in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td{_align(c)}>{c if raw else _e(c)}</td>" for c in row) + "</tr>"
+                   for row in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+
+
+_NUMERIC = re.compile(r"^(<span[^>]*>)?[-+×]?[\d,.]+( \[[\d.,]+, [\d.inf,]+\])?( ms)?(</span>)?$")
+
+
+def _align(cell: str) -> str:
+    return ' class="num"' if _NUMERIC.match(cell.strip()) else ""
 
 
 _CSS = """
@@ -347,8 +368,8 @@ body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2rem 
 padding:0 1rem}
 h1{font-size:1.5rem}h2{font-size:1.2rem;border-bottom:1px solid #ddd;padding-bottom:.2rem;margin-top:2rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
-th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:right;vertical-align:top}
-th{background:#f5f5f5}td:first-child,th:first-child{text-align:left}
+th,td{border:1px solid #ddd;padding:.25rem .5rem;text-align:left;vertical-align:top}
+th{background:#f5f5f5}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ok{color:#177a1e;font-weight:600}.bad{color:#b00020;font-weight:600}.warn{color:#a05a00;font-weight:600}
 .dim{color:#777}.status{font-family:monospace;font-size:1rem;padding:.4rem;background:#f7f7f7}
 figure{display:inline-block;margin:.5rem 1rem .5rem 0}figcaption{font-size:.85rem;color:#555;text-align:center}

@@ -101,9 +101,9 @@ class RunFolder:
         Raises:
             UsageError: ``path`` is a file, or a run folder of another run.
         """
-        root = Path(root)
+        root = Path(root).absolute()
         if path is not None:
-            folder = Path(path)
+            folder = Path(path).absolute()
             if folder.exists() and not folder.is_dir():
                 raise UsageError(f"run folder {folder} is a file")
             manifest = _read_manifest(folder)

@@ -5,9 +5,12 @@
 
 Greedy and sequential: passes first (they change the model), then target settings on
 the kept model. Every comparison measures the incumbent *again*, beside the candidate
-(the measure function interleaves them), so a slow spell on a shared host cannot make a
-candidate look faster than a baseline measured minutes earlier. The log says what was
-tried, what was kept and why.
+(the measure function interleaves them in rotating rounds until the interval reaches the
+precision goal or the time cap), and decides on the *paired* interval
+(:func:`surgery.pairing.speedup`), so a slow spell on a shared host cannot make a
+candidate look faster than a baseline measured minutes earlier, and a 3 % gain is not lost
+in run-to-run drift. The log says what was tried, what was kept and why, and when a
+comparison stopped short of its precision goal.
 
 Target-independent: target settings are an opaque frozen dataclass changed with
 ``dataclasses.replace``; the target adapter supplies the candidate changes and the
@@ -18,6 +21,7 @@ measure function (for onnxruntime: ``tools.onnxruntime.session_candidates`` and
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -28,12 +32,14 @@ import onnx
 from surgery.apply import apply
 from surgery.bench import BenchModel
 from surgery.errors import PassError, SurgeryError, ToolError, UnknownNameError, UsageError, VerificationError
+from surgery.pairing import speedup
 from surgery.parity import DEFAULT_ATOL, DEFAULT_RTOL
 from surgery.pass_infra import Pass
 from surgery.pipeline import StepReport
 from surgery.records import PerfRecord
 from surgery.shapes import Shape
-from surgery.stats import DEFAULT_CONFIDENCE, FASTER, RatioCI, speedup_ci
+from surgery.stats import DEFAULT_CONFIDENCE, FASTER, SAME, RatioCI
+from surgery.targets.measure import STOP_MAX_TIME
 
 # variants, batch sizes -> one list of records per variant (one record per batch)
 MeasureFn = Callable[[Sequence[BenchModel], Sequence[int]], list[list[PerfRecord]]]
@@ -43,16 +49,21 @@ KEPT, REVERTED, SKIPPED, FAILED = "kept", "reverted", "skipped", "failed"
 
 @dataclass(frozen=True)
 class Candidate:
-    """Something to try: an exact pass, or a change of target settings."""
+    """Something to try: an exact pass, or a change of target settings.
+
+    ``checks`` are instruments run around the pass besides verification, e.g. an accuracy
+    budget (:class:`surgery.budget.BudgetCheck`) that fails an inexact pass over budget.
+    """
 
     kind: str  # "pass" | "setting"
     name: str
     pass_: Pass | None = None
     change: dict[str, Any] | None = None
+    checks: tuple[Any, ...] = ()
 
     @classmethod
-    def for_pass(cls, p: Pass) -> Candidate:
-        return cls(kind="pass", name=f"pass {p.name}", pass_=p)
+    def for_pass(cls, p: Pass, checks: tuple[Any, ...] = (), name: str | None = None) -> Candidate:
+        return cls(kind="pass", name=name or f"pass {p.name}", pass_=p, checks=tuple(checks))
 
     @classmethod
     def for_setting(cls, change: dict[str, Any]) -> Candidate:
@@ -144,6 +155,7 @@ def search(
     rtol: float = DEFAULT_RTOL,
     input_shapes: dict[str, Shape] | None = None,
     digest: str | None = None,
+    precision: float | None = None,
     on_trial: Callable[[Trial], None] | None = None,
     on_phase: Callable[[str], None] | None = None,
 ) -> SearchResult:
@@ -164,6 +176,8 @@ def search(
         rtol: relative tolerance of parity.
         input_shapes: sizes for dynamic inputs (verification and benchmarks).
         digest: the input model's digest, for the records.
+        precision: the half-width goal the measure function works to (for the log: a
+            comparison that stopped short says so).
         on_trial: called with each trial as soon as it is decided.
         on_phase: called with "search" and "final" when those phases start.
 
@@ -191,12 +205,14 @@ def search(
         if not cand.ok:
             trial.decision, trial.reason = FAILED, f"failed at batch {batch}: {cand.error}"
             return False
-        trial.ratio = speedup_ci(inc.latencies_ms, cand.latencies_ms, batch_a=inc.effective_batch or batch,
-                                 batch_b=cand.effective_batch or batch, confidence=confidence,
-                                 min_effect=min_effect)
-        keep = trial.ratio.verdict == FASTER
+        ratio = speedup(inc, cand, confidence=confidence, min_effect=min_effect)
+        if ratio is None:
+            trial.decision, trial.reason = FAILED, f"no latency samples at batch {batch}"
+            return False
+        trial.ratio = ratio
+        keep = ratio.verdict == FASTER
         trial.decision = KEPT if keep else REVERTED
-        trial.reason = f"{trial.ratio.verdict}: {trial.ratio.describe()} at batch {batch}"
+        trial.reason = f"{ratio.verdict}: {ratio.describe()} at batch {batch}{_precision_note(ratio, cand, precision)}"
         return keep
 
     for cand in candidates:
@@ -205,13 +221,16 @@ def search(
         if cand.kind == "pass":
             try:
                 result = apply(best_model, [cand.pass_], verify=True, samples=samples,
-                               seed=seed, atol=atol, rtol=rtol, input_shapes=input_shapes)
+                               seed=seed, atol=atol, rtol=rtol, input_shapes=input_shapes,
+                               extra_instruments=cand.checks)
             except (VerificationError, PassError) as exc:
                 trial.decision, trial.reason = FAILED, f"not verified: {exc}"
             else:
                 step = result.steps[0]
                 trial.counts = dict(step.counts)
-                if not result.changed:
+                if not step.verification.ok:  # compared nowhere: not a candidate to keep (issue 9)
+                    trial.decision, trial.reason = FAILED, f"not verified: {step.verification.why()}"
+                elif not result.changed:
                     trial.reason = "nothing to change" + (f" ({step.notes[0]})" if step.notes else "")
                 else:
                     inc, measured = compare(result.model, best_options)
@@ -240,3 +259,13 @@ def search(
     before, after = measure([BenchModel(original, options, "before", digest),
                              BenchModel(best_model, best_options, "after")], list(batches or [batch]))
     return SearchResult(model=best_model, options=best_options, trials=trials, steps=steps, before=before, after=after)
+
+
+def _precision_note(ratio: RatioCI, record: PerfRecord, precision: float | None) -> str:
+    """Why a verdict is what it is: within noise at the goal, or the goal not reached in time."""
+    if precision is not None and record.stop == STOP_MAX_TIME and ratio.half_width > precision:
+        reached = f"±{ratio.half_width * 100:.1f}%" if math.isfinite(ratio.half_width) else "too few rounds"
+        return f" (stopped at the time cap: {reached}, short of the ±{precision * 100:g}% goal)"
+    if ratio.verdict == SAME:
+        return f" (within noise: ±{ratio.half_width * 100:.1f}%)"
+    return ""

@@ -27,6 +27,7 @@ import numpy as np
 import onnx
 
 from surgery.errors import UsageError
+from surgery.validate import MAX_DIM
 
 Shape = tuple[int | str, ...]
 
@@ -59,7 +60,12 @@ def model_inputs(model: onnx.ModelProto) -> list[InputSpec]:
             raise UsageError(f"input {vi.name!r} is not a tensor; only tensor inputs can be generated")
         tt = vi.type.tensor_type
         dims = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim)
-        specs.append(InputSpec(vi.name, dims, onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)))
+        try:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(tt.elem_type)
+        except (KeyError, TypeError, ValueError):
+            raise UsageError(f"input {vi.name!r} has element type {tt.elem_type}, which has no numpy type: "
+                             "samples cannot be generated for it") from None
+        specs.append(InputSpec(vi.name, dims, dtype))
     return specs
 
 
@@ -147,6 +153,8 @@ def parse_shape(text: str) -> Shape:
             value = int(part)
             if value < 0:
                 raise UsageError(f"bad shape {text!r}: negative dimension {value}")
+            if value > MAX_DIM:  # runtimes index with int32; numpy refuses such sizes with an internal error
+                raise UsageError(f"bad shape {text!r}: dimension {part} is over {MAX_DIM:,}")
             dims.append(value)
         elif part.isidentifier():
             dims.append(part)

@@ -62,6 +62,18 @@ def tolerance(value: Any, name: str = "tolerance") -> float:
     return x
 
 
+def number(value: Any, name: str, *, minimum: float | None = None, maximum: float | None = None) -> float:
+    """A finite number within ``[minimum, maximum]`` (each bound optional)."""
+    x = _number(value, name, float)
+    if not math.isfinite(x):
+        raise UsageError(f"{name} must be a finite number, got {value!r}")
+    if minimum is not None and x < minimum:
+        raise UsageError(f"{name} must be >= {minimum:g}, got {value!r}")
+    if maximum is not None and x > maximum:
+        raise UsageError(f"{name} must be <= {maximum:g}, got {value!r}")
+    return x
+
+
 def integer(value: Any, name: str, *, minimum: int | None = None, maximum: int | None = None) -> int:
     """An integer within ``[minimum, maximum]`` (each bound optional)."""
     n = _number(value, name, int)
@@ -129,6 +141,19 @@ def max_input_bytes() -> int:
     return DEFAULT_MAX_INPUT_BYTES
 
 
+DEFAULT_RUN_SECONDS = 600.0
+
+
+def max_run_seconds() -> float:
+    """How long one verification run of a model may take (``SURGERY_VERIFY_TIMEOUT``, default 600 s).
+
+    A model can ask for a Loop of two billion iterations; verification must end with a
+    message, not wait for it.
+    """
+    text = os.environ.get("SURGERY_VERIFY_TIMEOUT")
+    return seconds(text, "SURGERY_VERIFY_TIMEOUT") if text else DEFAULT_RUN_SECONDS
+
+
 def input_bytes(shapes: dict[str, tuple[int, ...]], itemsizes: dict[str, int], *, copies: int = 1,
                 what: str = "the inputs") -> int:
     """Bytes that ``copies`` feeds of these shapes take; a usage error above :func:`max_input_bytes`."""
@@ -143,6 +168,38 @@ def input_bytes(shapes: dict[str, tuple[int, ...]], itemsizes: dict[str, int], *
         raise UsageError(f"{what} would take {total / 2**30:.1f} GiB ({biggest}:{dims}), over the "
                          f"{limit / 2**30:.1f} GiB limit (set SURGERY_MAX_INPUT_BYTES to raise it)")
     return total
+
+
+def path(value: Any, name: str) -> str:
+    """A path as text: non-empty, no NUL byte (the OS would refuse it with an error no user should see)."""
+    text = os.fspath(value) if isinstance(value, os.PathLike) else value
+    if not isinstance(text, str):
+        raise UsageError(f"{name} expects a path, got {value!r}")
+    if not text:
+        raise UsageError(f"{name} is an empty path")
+    if "\x00" in text:
+        raise UsageError(f"{name} {text!r} contains a NUL byte")
+    return text
+
+
+def existing_file(value: Any, name: str) -> str:
+    """A path to an existing regular file (an input: a checkpoint, a sample file)."""
+    text = path(value, name)
+    if not os.path.exists(text):
+        raise UsageError(f"{name} file not found: {text}")
+    if not os.path.isfile(text):
+        raise UsageError(f"{name} {text} is not a file")
+    return text
+
+
+def existing_folder(value: Any, name: str) -> str:
+    """A path to an existing folder (a tuned bank, a dataset root)."""
+    text = path(value, name)
+    if not os.path.exists(text):
+        raise UsageError(f"{name} folder not found: {text}")
+    if not os.path.isdir(text):
+        raise UsageError(f"{name} {text} is not a folder")
+    return text
 
 
 def one_of(value: str, name: str, choices: Iterable[str]) -> str:

@@ -117,3 +117,14 @@ def test_bad_input_shapes_are_a_usage_error_before_any_batch():
         sweep_one(conv_model("N", "H"), run_jobs, target="ort-cpu", batches=[1], measure=FAST)
 
 
+
+
+def test_models_swept_together_share_one_pairing_id_per_batch():
+    a, b = sweep([BenchModel(conv_model("N"), label="a"), BenchModel(conv_model("N"), label="b")], run_jobs,
+                 target="ort-cpu", batches=[1, 2], measure=Measure(warmup=1, iterations=12))
+    assert [r.paired_with for r in a] == [r.paired_with for r in b]
+    assert a[0].paired_with != a[1].paired_with and a[0].paired_with.endswith("/0")
+    assert (a[0].pairing["index"], b[0].pairing["index"], a[0].pairing["size"]) == (0, 1, 2)
+    assert a[0].rounds == b[0].rounds and sum(a[0].rounds) == 12
+    alone = sweep_one(conv_model("N"), run_jobs, target="ort-cpu", batches=[1], measure=FAST)
+    assert alone[0].pairing is None and alone[0].rounds

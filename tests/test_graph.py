@@ -140,3 +140,72 @@ def test_large_models_switch_to_external_data(tmp_path, monkeypatch):
     assert (tmp_path / "large.onnx.data").is_file()
     assert saved.nbytes < 4096
     assert load_model_file(tmp_path / "large.onnx").digest == saved.digest
+
+
+def test_size_and_digest_of_a_large_model_never_need_its_serialisation(monkeypatch):
+    import surgery.graph as graph
+    from surgery.graph import is_large, model_nbytes
+
+    small, changed = two_heads(), two_heads()
+    assert model_nbytes(small) == small.ByteSize() and not is_large(small)
+    inline_digest = model_digest(small)
+    monkeypatch.setattr(graph, "EXTERNAL_DATA_THRESHOLD", 256)  # stands in for protobuf's 2 GB limit
+    assert is_large(small)
+    digest = model_digest(small)
+    assert digest.startswith("large:") and digest != inline_digest
+    assert model_digest(small) == digest and model_digest(two_heads()) == digest
+    w = onnx.numpy_helper.to_array(changed.graph.initializer[0]).copy()
+    w.flat[0] += 1
+    changed.graph.initializer[0].CopyFrom(onnx.numpy_helper.from_array(w, "w"))
+    assert model_digest(changed) != digest  # the weights are content too
+
+
+def test_names_that_are_not_utf8_are_refused(tmp_path):
+    data = two_heads().SerializeToString().replace(b"Resize_317", b"Resize\xff317")
+    (tmp_path / "latin.onnx").write_bytes(data)
+    with pytest.raises(ModelLoadError, match="not valid UTF-8") as info:
+        load_model_file(tmp_path / "latin.onnx")
+    assert "\n" not in str(info.value)
+
+
+def test_save_keeps_the_model_and_writes_one_data_file(tmp_path, monkeypatch):
+    import surgery.graph as graph
+
+    model = two_heads()
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.arange(4096, dtype=np.float32), "big"))
+    before = model.SerializeToString()
+    monkeypatch.setattr(graph, "EXTERNAL_DATA_THRESHOLD", 4096)
+    for _ in range(2):
+        saved = graph.save_model(model, tmp_path / "large.onnx")
+    assert model.SerializeToString() == before  # onnx.save_model would have stripped the weights from it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["large.onnx", "large.onnx.data"]
+    assert (tmp_path / "large.onnx.data").stat().st_size == 4096 * 4
+    assert saved.data_files == (tmp_path / "large.onnx.data",) and saved.data_bytes == 4096 * 4
+
+
+def test_save_failures_are_one_line_errors(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+
+    with pytest.raises(ModelSaveError, match="is a folder"):
+        save_model(two_heads(), tmp_path)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "mkstemp", full)
+    with pytest.raises(ModelSaveError, match="No space left on device") as info:
+        save_model(two_heads(), tmp_path / "out.onnx")
+    assert "\n" not in str(info.value) and not (tmp_path / "out.onnx").exists()
+
+
+def test_runtime_source_hands_a_large_model_over_as_a_file(tmp_path, monkeypatch):
+    import surgery.graph as graph
+
+    model = two_heads()
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.zeros(2048, np.float32), "big"))
+    assert isinstance(graph.runtime_source(model, tmp_path), bytes)
+    monkeypatch.setattr(graph, "EXTERNAL_DATA_THRESHOLD", 4096)
+    source = graph.runtime_source(model, tmp_path)
+    assert isinstance(source, str) and os.path.exists(source + ".data")
+    assert len(model.graph.initializer[-1].raw_data) == 2048 * 4

@@ -33,9 +33,10 @@ def rec(batch: int, ms: float, *, target: str = "ort-cpu", n: int = 200, seed: i
                                     iterations=n))
 
 
-def recipe() -> Recipe:
-    return Recipe(name="toy", summary="", upstream="", module="", inputs=(), outputs=(), params=0,
-                  published=Published(throughput={"310": {1: 100.0, 4: 300.0}, "T4": {1: 250.0}}))
+def recipe(name: str = "toy") -> Recipe:
+    return Recipe(name=name, summary="", upstream="", module="", inputs=(), outputs=(), params=0,
+                  published=Published(throughput={"310": {1: 100.0, 4: 300.0}, "T4": {1: 250.0}},
+                                      per_card={"310": 4}))
 
 
 def sources():
@@ -93,13 +94,16 @@ def test_records_without_samples_give_a_plain_ratio():
 def test_markdown_has_headers_alignment_and_error_footnotes():
     text = diff_markdown(compare(sources(), reference=recipe()))
     lines = text.splitlines()
-    assert lines[0].startswith("| batch | before fps | before p50 ms | before p99 ms | after fps |")
-    assert lines[0].endswith("| 310 fps | T4 fps |")
+    assert lines[0].startswith("| batch | before fps | before p50 ms | before p99 ms | before ms/sample | after fps |")
+    assert lines[0].endswith("| 310 fps/card (guide) | 310 ms/sample (guide) | T4 fps/device (guide) "
+                             "| T4 ms/sample (guide) |")
     assert lines[1].startswith("| ---: |") and "| --- |" in lines[1]
     assert len([x for x in lines if x.startswith("| ")]) == 2 + 3
     assert "failed [1]" in lines[3]
     assert "[1] other, batch 4: MemoryError: out of memory" in text
-    assert "| 100.0 | 250.0 |" in lines[2] and lines[4].endswith("| — | — |")
+    # the 310 card's 100 fps is four devices at 25: 40 ms per sample on one; T4 250 fps: 4 ms
+    assert "| 100.0 | 40.000 | 250.0 | 4.000 |" in lines[2] and lines[4].endswith("| — | — | — | — |")
+    assert "not measured here" in text and "per card of 4 devices" in text
 
 
 def test_csv_has_raw_numbers_and_full_errors():
@@ -111,6 +115,10 @@ def test_csv_has_raw_numbers_and_full_errors():
     assert rows[1]["other_error"].startswith("MemoryError: out of memory")
     assert rows[2]["before_error"] == "missing"
     assert rows[0]["ref_310_fps"] == "100" and rows[2]["ref_T4_fps"] == ""
+    assert rows[0]["ref_310_per"] == "card" and rows[0]["ref_T4_per"] == "device"
+    assert float(rows[0]["ref_310_ms_per_sample"]) == pytest.approx(40.0)
+    assert float(rows[1]["before_ms_per_sample"]) == pytest.approx(1.0, rel=0.05)  # 4 ms a call of batch 4
+    assert rows[0]["after_paired"] == "no"
     assert "," not in rows[0]["before_throughput"]  # no thousands separators
 
 
@@ -118,10 +126,11 @@ def test_json_dict_and_rich_table():
     diff = compare(sources(), reference=recipe())
     data = diff.to_dict()
     assert data["labels"] == ["before", "after", "other"] and data["reference"]["devices"] == ["310", "T4"]
+    assert data["reference"]["published"] is True and data["reference"]["per_card"] == {"310": 4}
     first = data["rows"][0]["cells"]
     assert first[1]["speedup"]["verdict"] == "faster" and first[0]["p50_ms"] == pytest.approx(2.0, rel=0.05)
     assert data["rows"][2]["cells"][0]["present"] is False
-    console = Console(record=True, width=300)
+    console = Console(record=True, width=500)
     console.print(diff_rich(diff))
     text = console.export_text()
     assert "after vs before (95% CI)" in text and "faster" in text and "failed [1]" in text
@@ -130,10 +139,80 @@ def test_json_dict_and_rich_table():
 def test_bench_table_rows_and_failed_footnotes():
     records = [rec(1, 2.0), rec(4, 0, error="InvalidArgument: bad shape")]
     headers, rows, notes = bench_grid(records, recipe())
-    assert headers[:4] == ["batch", "ran", "samples/s", "mean"] and headers[-2:] == ["310 fps", "T4 fps"]
-    assert rows[0][0] == "1" and rows[0][-2:] == ["100.0", "250.0"]
-    assert rows[1][2] == "failed [1]" and notes == ["[1] batch 4: InvalidArgument: bad shape"]
+    assert headers[:4] == ["batch", "ran", "samples/s", "mean"]
+    assert headers[-5:] == ["ms/sample", "310 fps/card (guide)", "310 ms/sample (guide)", "T4 fps/device (guide)",
+                            "T4 ms/sample (guide)"]
+    assert rows[0][0] == "1" and rows[0][-4:] == ["100.0", "40.000", "250.0", "4.000"]
+    assert rows[1][2] == "failed [1]" and notes[0] == "[1] batch 4: InvalidArgument: bad shape"
+    assert "not measured here" in notes[1]
     assert "[1] batch 4" in bench_markdown(records)
     console = Console(record=True, width=200)
     console.print(bench_rich(records, title="toy"))
     assert "toy (latency in ms)" in console.export_text()
+
+
+def paired_pair(ms_a: float, ms_b: float, *, batch: int = 1, group: str = "g/0") -> tuple[PerfRecord, PerfRecord]:
+    """Two records of one rotation: 20 rounds of 10 calls each, sharing a pairing id."""
+    out = []
+    for index, ms in enumerate((ms_a, ms_b)):
+        r = rec(batch, ms, n=200, seed=10 + index)
+        r.rounds, r.pairing = [10] * 20, {"id": group, "index": index, "size": 2}
+        out.append(r)
+    return out[0], out[1]
+
+
+def test_records_measured_together_get_the_paired_interval_and_others_are_marked_unpaired():
+    a, b = paired_pair(2.0, 1.9)
+    loose = rec(1, 1.9, seed=3)
+    diff = compare([("a", [a]), ("b", [b]), ("loose", [loose])])
+    together, apart = diff.rows[0].cells[1].ratio, diff.rows[0].cells[2].ratio
+    assert together.paired and together.verdict == "faster"
+    assert not apart.paired and apart.verdict == "no significant change"  # 5 % is inside ±10 % default noise
+    _, rows, notes = diff_grid(diff)
+    assert rows[0][-2].endswith("unpaired") and not rows[0][-4].endswith("unpaired")
+    assert any(n.startswith("unpaired: measured apart") and "not calibrated" in n for n in notes)
+
+
+def test_unpaired_cells_use_the_noisier_hosts_calibration():
+    from surgery.noise import HostNoise
+
+    a, b = rec(1, 2.0, seed=1), rec(1, 1.8, seed=2)
+    quiet, loud = HostNoise(0.005, "calibrated", True), HostNoise(0.2, "calibrated", True)
+    assert compare([("a", [a]), ("b", [b])], noise=[quiet, quiet]).rows[0].cells[1].verdict == "faster"
+    widened = compare([("a", [a]), ("b", [b])], noise=[quiet, loud]).rows[0].cells[1].ratio
+    assert widened.verdict == "no significant change" and widened.run_noise == 0.2
+
+
+def test_a_reference_from_another_zoo_model_is_refused_unless_asked():
+    from surgery.errors import UnknownNameError, UsageError
+    from surgery.perf_table import pick_reference
+
+    recipes = {"toy": recipe("toy"), "other": recipe("other")}
+    assert pick_reference(recipes, None, ["toy", "toy"]).name == "toy"
+    assert pick_reference(recipes, None, [None]) is None and pick_reference(recipes, None, ["toy", "other"]) is None
+    assert pick_reference(recipes, "other", [None]).name == "other"  # a plain file: the user says what it is
+    with pytest.raises(UsageError, match=r"records are of zoo model toy.*--reference-any"):
+        pick_reference(recipes, "other", ["toy"])
+    assert pick_reference(recipes, "other", ["toy"], allow_other=True).name == "other"
+    with pytest.raises(UnknownNameError):
+        pick_reference(recipes, "nope", [])
+
+
+def test_bench_table_marks_a_batch_that_stopped_short_of_the_goal():
+    done, short = rec(1, 2.0), rec(4, 4.0)
+    done.stop, done.half_width = "precision", 0.015
+    short.stop, short.half_width = "max-time", 0.031
+    headers, rows, notes = bench_grid([done, short], goal=0.02)
+    col = headers.index("±")
+    assert rows[0][col] == "±1.5%" and rows[1][col] == "±3.1%*"
+    assert notes == ["* stopped at --max-time short of the ±2% goal"]
+
+
+def test_imported_per_call_latency_is_shown_per_sample_beside_the_guides_figures():
+    from surgery.perf_table import ms_per_sample
+
+    # the legacy benchmark tool: ave_latency 2.5 ms per sample at batch 4 → a call of 10 ms, mean only
+    imported = PerfRecord(target="benchmark", batch=4, effective_batch=4, stats={"mean": 10.0}, throughput=400.0)
+    assert ms_per_sample(imported) == pytest.approx(2.5)
+    _, rows, _ = bench_grid([imported], recipe())
+    assert rows[0][-5:] == ["2.500", "300.0", "13.333", "—", "—"]

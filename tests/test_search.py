@@ -23,19 +23,28 @@ def fake_latency(model: onnx.ModelProto, options: OrtOptions) -> float:
     return ms * (2.0 if options.graph_optimization == "disable" else 1.0)
 
 
-def fake_measure(calls: list | None = None):
+def fake_measure(calls: list | None = None, *, cost=None, jitter: float = 0.01, drift: float = 0.3, seed: int = 0):
+    """Measures variants as the harness does: rotating rounds that share the host's drift, one pairing per batch."""
+    cost = cost or fake_latency
+    rng = np.random.default_rng(seed)
+
     def measure(variants, batches):
         if calls is not None:
             calls.append((len(variants), list(batches)))
-        out = []
-        for k, v in enumerate(variants):
-            rng = np.random.default_rng(k)
-            per = []
-            for b in batches:
-                lat = fake_latency(v.model, v.options) * (1 + 0.01 * rng.standard_normal(300))
-                per.append(finish_record(PerfRecord(target="fake", batch=b, effective_batch=b,
-                                                    latencies_ms=lat.tolist(), iterations=300)))
-            out.append(per)
+        out: list[list[PerfRecord]] = [[] for _ in variants]
+        for b in batches:
+            rounds, per = 20, 15
+            lat: list[list[float]] = [[] for _ in variants]
+            for _ in range(rounds):
+                host = 1.0 + drift * rng.random()  # a busy neighbour, the same for every variant of the round
+                for k, v in enumerate(variants):
+                    ms = cost(v.model, v.options) * host * (1 + jitter * rng.standard_normal(per))
+                    lat[k].extend(ms.tolist())
+            for k in range(len(variants)):
+                out[k].append(finish_record(PerfRecord(
+                    target="fake", batch=b, effective_batch=b, latencies_ms=lat[k], iterations=len(lat[k]),
+                    rounds=[per] * rounds, pairing={"id": f"fake/{b}", "index": k, "size": len(variants)},
+                    stop="precision", half_width=0.01)))
         return out
     return measure
 
@@ -113,3 +122,45 @@ def test_pass_candidates_are_exact_passes_that_need_no_options():
         pass_candidates(PASSES, ["resize_nearest"])
     with pytest.raises(UsageError, match="needs options"):
         pass_candidates(PASSES, ["fix_shapes"])
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenameNodes(Pass):
+    """Renames every node: changes the model, not its speed."""
+
+    name: ClassVar[str] = "rename_nodes"
+    exact: ClassVar[bool] = True
+
+    def call(self, model: onnx.ModelProto) -> PassResult:
+        for k, node in enumerate(model.graph.node):
+            node.name = f"renamed_{k}"
+        return PassResult(model, changed=True, counts={"nodes": len(model.graph.node)})
+
+
+def test_a_three_percent_gain_is_kept_and_a_change_within_noise_is_reverted():
+    def cost(model, options):  # simplify removes the padding: 3 % of the time
+        return 1.0 + 0.03 * sum(n.op_type == "Identity" for n in model.graph.node) / 30
+
+    kept = search(padded_model(30), options=OrtOptions(), measure=fake_measure(cost=cost, drift=0.5),
+                  candidates=[Candidate.for_pass(PASSES["simplify"]())], precision=0.01)
+    trial = kept.trials[0]
+    assert trial.decision == KEPT and trial.ratio.paired
+    assert trial.ratio.ratio == pytest.approx(1.03, rel=0.005) and trial.ratio.low > 1.0
+    same = search(padded_model(0), options=OrtOptions(), measure=fake_measure(cost=cost, drift=0.5),
+                  candidates=[Candidate(kind="pass", name="pass rename_nodes", pass_=RenameNodes())], precision=0.01)
+    trial = same.trials[0]
+    assert trial.decision == REVERTED and trial.reason.startswith("no significant change")
+    assert "within noise" in trial.reason
+
+
+def test_a_comparison_that_ran_out_of_time_says_so():
+    def short_of_time(variants, batches):  # very noisy rounds, and the harness hit its time cap
+        out = fake_measure(jitter=0.8, drift=0.0)(variants, batches)
+        for per in out:
+            for r in per:
+                r.stop, r.half_width = "max-time", 0.2
+        return out
+
+    result = search(padded_model(0), options=OrtOptions(), measure=short_of_time,
+                    candidates=[Candidate.for_setting({"intra_op_threads": 1})], precision=0.01)
+    assert "stopped at the time cap" in result.trials[0].reason and "±1%" in result.trials[0].reason

@@ -30,6 +30,8 @@ PROVIDE: dict[str, str] = {
     "ais_bench": "install the aclruntime and ais_bench wheels (gitee Ascend/tools ais-bench_workload) into the "
                  "host's python3, or `msit install benchmark`",
     "surgery": "pip install onnx-surgery[torch] on the machine that exports the model",
+    "amct_onnx": "pip install the amct_onnx wheel of the CANN toolkit (tools/amct/amct_onnx/) into the host's python3 "
+                 "and build its amct_onnx_op custom-op package, so that amct_onnx is on PATH",
 }
 
 

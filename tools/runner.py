@@ -69,6 +69,8 @@ def read_output_json(source: str | os.PathLike, what: str) -> object:
         return json.loads(Path(source).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise ToolOutputError(f"cannot read {what} {where}: {exc}") from None
+    except RecursionError:
+        raise ToolOutputError(f"{where} is JSON nested too deeply to be a tool output") from None
     except json.JSONDecodeError as exc:
         raise ToolOutputError(f"{where} is not valid JSON ({exc.msg} at line {exc.lineno}; truncated?)") from None
 

@@ -11,9 +11,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from surgery import validate
 from surgery.records import PerfRecord, RunRecord
 from surgery.shapes import parse_batches
 from surgery.targets import Events, ModelSpec, Outcome, Plan, Request, Step
+from surgery.validate import arg
 
 from ._common import console, print_json, shapes_arg, status, zoo_options
 
@@ -25,7 +27,7 @@ def settings_from(args: argparse.Namespace, names: Sequence[str]) -> dict[str, A
 
 def request_from(args: argparse.Namespace, settings: Sequence[str], *, output: str | None = None) -> Request:
     """A typed, frozen request: MODEL with its zoo options, batches as integers, shapes, the given settings."""
-    return Request(model=ModelSpec(args.model, zoo_options(args)),
+    return Request(model=ModelSpec(args.model, zoo_options(args, guide=True)),
                    batches=parse_batches(args.batch) if args.batch is not None else None,
                    input_shapes=shapes_arg(args), settings=settings_from(args, settings),
                    workdir=getattr(args, "workdir", None), timeout=getattr(args, "timeout", None), output=output)
@@ -37,7 +39,8 @@ def add_vendor(parser: argparse.ArgumentParser | Any) -> None:
                         help="print the exact vendor-tool commands (runnable on the NPU/GPU host); run nothing")
     parser.add_argument("--workdir", metavar="DIR", help="vendor targets: where models, logs and results go "
                         "(default: ./<target>-<model>)")
-    parser.add_argument("--timeout", type=float, metavar="S", help="vendor targets: seconds per tool command")
+    parser.add_argument("--timeout", type=arg(validate.seconds, "--timeout"), metavar="S",
+                        help="vendor targets: seconds per tool command")
 
 
 def progress_bar(enabled: bool) -> Progress:

@@ -8,15 +8,19 @@ from pathlib import Path
 from rich.markup import escape
 from rich.table import Table
 
+from surgery import validate
+from surgery.outputs import Outputs
 from surgery.targets import COMPILE, get_target
+from surgery.targets.model import file_stem
+from surgery.validate import arg
 
 from . import _targets
-from ._common import add_json, add_shapes, add_zoo
+from ._common import add_json, add_shapes, add_zoo, console, model_identity, plan_inputs
 from ._run import events_for, new_record, print_plan, request_from, save_and_report
 
 NAME = "compile"
 HELP = "compile a model for a vendor target (ATC: one .om per batch size); --dry-run prints the commands"
-SETTINGS = ("soc", "atc_options", "bank")
+SETTINGS = ("soc", "atc_options", "bank", "int8", "calib", "calib_samples")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,12 +33,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_shapes(parser)
     parser.add_argument("--atc-option", dest="atc_options", action="append", metavar="KEY=VALUE",
                         help="another ATC option, e.g. precision_mode=allow_mix_precision (repeatable)")
-    parser.add_argument("--bank", metavar="DIR", help="compile with this tuned bank (TUNE_BANK_PATH)")
+    parser.add_argument("--bank", metavar="DIR", type=arg(validate.path, "--bank"),
+                        help="compile with this tuned bank (TUNE_BANK_PATH)")
+    int8 = parser.add_argument_group("INT8 (AMCT calibration, then ATC of the quantized model)")
+    int8.add_argument("--int8", action="store_true", default=None,
+                      help="calibrate with amct_onnx first and compile its deploy model")
+    int8.add_argument("--calib", metavar="DIR", help="AMCT's --data_dir: .bin batches, one folder per input "
+                      "(default: generated batches written to <output-dir>/amct/calibration)")
+    int8.add_argument("--calib-samples", type=arg(validate.count, "--calib-samples"), metavar="N",
+                      help="calibration batches (AMCT --batch_num; 8)")
     parser.add_argument("-o", "--output-dir", dest="workdir", metavar="DIR",
                         help="where the .om files go (default: ./atc-<model>)")
     parser.add_argument("--dry-run", action="store_true", help="print the exact atc commands; run nothing")
-    parser.add_argument("--timeout", type=float, metavar="S", help="seconds per atc run (default: none)")
+    parser.add_argument("--timeout", type=arg(validate.seconds, "--timeout"), metavar="S",
+                        help="seconds per atc run (default: none)")
     parser.add_argument("--record", metavar="FILE.json", help="run record path (default: in the output folder)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a default-named record of another model (default: take a free name)")
     add_zoo(parser)
     add_json(parser)
 
@@ -45,6 +60,16 @@ def run(args: argparse.Namespace) -> int:
     target.check(COMPILE, request)
     if args.dry_run:
         return print_plan(target.plan(COMPILE, request), "compile", args.json)
+    # every output resolved before atc runs: the .om folder, the record
+    plan = Outputs()
+    plan_inputs(plan, args)
+    stem = file_stem(Path(args.model))
+    out_dir = plan.folder(args.workdir or f"atc-{stem}", "the .om output folder",
+                          flag="--output-dir" if args.workdir else "")
+    path, note = plan.record(args.record, out_dir / f"{stem}.compile.json", model=model_identity(args.model),
+                             overwrite=args.overwrite, create_folder=True)
+    if note and not args.json:
+        console.print(f"[yellow]notice:[/] {escape(note)}")
     outcome = target.compile(request, events_for(None, args.json, "atc"))
     builds: list[dict] = outcome.detail
     record = new_record("compile", args, args.target, outcome)
@@ -53,16 +78,12 @@ def run(args: argparse.Namespace) -> int:
     ok = bool(builds) and not failed
     record.status = "PASSED" if ok else "FAILED"
     record.reason = "; ".join(f"batch {b['batch']}: {b.get('error') or b.get('skipped')}" for b in failed)
-    model = outcome.model
-    name = model.name if model is not None else args.model
-    out_dir = Path(args.workdir) if args.workdir else Path(f"atc-{name}")
     soc = outcome.tools.get("atc", {}).get("soc_version")
     summary = f"{len(builds) - len(failed)}/{len(builds)} oms built for {soc}"
     if failed:
         codes = sorted({b["code"] for b in failed if b.get("code")})
         summary += f"; failed: {', '.join('batch ' + str(b['batch']) for b in failed)}"
         summary += f" ({', '.join(codes)})" if codes else ""
-    path = Path(args.record) if args.record else out_dir / f"{name}.compile.json"
     return save_and_report(args, record, path, _table(builds), ok, summary)
 
 

@@ -3,30 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 from rich.markup import escape
 from rich.table import Table
 
+from surgery import validate
 from surgery.errors import UsageError
+from surgery.outputs import Outputs
+from surgery.validate import arg
 
 from ._common import add_json, console, parse_variants, print_json, shapes_arg, status
 
 NAME = "export"
 HELP = "export a zoo model to ONNX (needs torch): checkpoint, variants, shapes, dynamic batch"
+MIN_OPSET, MAX_OPSET = 7, 23  # what torch's TorchScript exporter can write
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", metavar="NAME", help="a zoo model (see: surgery list models)")
     parser.add_argument("-o", "--output", required=True, metavar="OUT.onnx", help="the ONNX file to write")
-    parser.add_argument("--checkpoint", metavar="FILE", help="upstream weights (.pth); without one the weights "
-                                                              "are seeded random and accuracy means nothing")
+    parser.add_argument("--checkpoint", metavar="FILE", type=arg(validate.path, "--checkpoint"),
+                        help="upstream weights (.pth); without one the weights are seeded random and accuracy "
+                             "means nothing")
     parser.add_argument("--variant", metavar="KEY=VALUE", action="append", default=[],
                         help="a model variant, e.g. ppm=ascend (repeatable; see: surgery list models)")
     parser.add_argument("--batch", metavar="N|dynamic", help="static batch N, or a dynamic batch axis "
                                                              "(default: the recipe's, dynamic for most)")
-    parser.add_argument("--opset", type=int, default=11, help="ONNX opset (11, what ATC reads)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for weights a checkpoint does not set (0)")
+    parser.add_argument("--opset", type=arg(validate.integer, "--opset", minimum=MIN_OPSET, maximum=MAX_OPSET),
+                        default=11, help="ONNX opset (11, what ATC reads)")
+    parser.add_argument("--seed", type=arg(validate.seed, "--seed"), default=0,
+                        help="seed for weights a checkpoint does not set (0)")
     parser.add_argument("--input-shapes", metavar="NAME:DIMS", action="append", default=[],
                         help="trace sizes, trtexec syntax: actual_input_1:1x3x96x96; numbers make a static "
                              "shape, a name in the batch dimension (Nx3x96x96) a dynamic batch")
@@ -37,8 +45,8 @@ def parse_batch(text: str | None) -> int | str | None:
     """``--batch``: None, ``dynamic`` or a positive integer."""
     if text is None or text == "dynamic":
         return text
-    if text.isdigit() and int(text) > 0:
-        return int(text)
+    if text.strip().isdigit():
+        return validate.dim(text, "--batch")
     raise UsageError(f"bad --batch {text!r}: expected a positive number or 'dynamic'")
 
 
@@ -49,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     variants = dict(parse_variants(args.variant))
     batch = parse_batch(args.batch)
     shapes = shapes_arg(args)
+    plan = Outputs()
+    if args.checkpoint and os.path.isfile(args.checkpoint):
+        plan.input(args.checkpoint, "the --checkpoint file")
+    plan.file(args.output, "the exported model", flag="-o")
     start = time.perf_counter()
     result = export_model(args.model, args.output, checkpoint=args.checkpoint, variants=variants,
                           input_shapes=shapes or None, batch=batch, opset=args.opset, seed=args.seed)

@@ -23,8 +23,11 @@ from surgery.tools.ascend import ais_bench, aoe, benchmark, msprof
 from surgery.tools.runner import ToolOutputError
 from surgery.tools.tensorrt import trtexec
 
-from surgery.errors import RecordError, UsageError
+from surgery import validate
+from surgery.errors import UsageError
+from surgery.outputs import Outputs
 from surgery.records import PerfRecord, RunRecord
+from surgery.validate import arg
 
 from ._common import console, print_json, status
 
@@ -37,9 +40,10 @@ _MAX_BYTES = 256 * 1024 * 1024
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", metavar="FILE", help="tool outputs: summary JSON, logs, perf files, CSVs")
-    parser.add_argument("-o", "--output", metavar="RECORD.json", default="imported.json",
-                        help="the run record to write (imported.json)")
-    parser.add_argument("--batch", type=int, metavar="N", help="the batch size, for outputs that do not say it")
+    parser.add_argument("-o", "--output", metavar="RECORD.json",
+                        help="the run record to write (default: imported.json, or the next free imported-N.json)")
+    parser.add_argument("--batch", type=arg(validate.count, "--batch"), metavar="N",
+                        help="the batch size, for outputs that do not say it")
     parser.add_argument("--kind", choices=KINDS, help="read every FILE as this kind instead of guessing")
     parser.add_argument("--model", metavar="NAME", help="the model name or path to put in the records")
     parser.add_argument("--json", action="store_true", help="print the record as JSON instead of a table")
@@ -66,6 +70,8 @@ def sniff(path: Path, text: str) -> str:
     if stripped.startswith("{"):
         try:
             data = json.loads(stripped)
+        except RecursionError:
+            raise ToolOutputError(f"{path} is JSON nested too deeply to be a tool summary") from None
         except json.JSONDecodeError as exc:
             raise ToolOutputError(f"{path} looks like JSON but does not parse ({exc.msg} at line {exc.lineno}; "
                                   f"truncated?)") from None
@@ -153,8 +159,12 @@ def _aoe_log(out: Imported, text: str, where: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.batch is not None and args.batch < 1:
-        raise UsageError(f"--batch must be a positive integer, got {args.batch}")
+    plan = Outputs()
+    for name in args.files:
+        validate.path(name, "FILE")
+        plan.input(name, f"the input {name}")
+    # an imported record names no model: a default name already taken moves to the next free one
+    out, note = plan.record(args.output, "imported.json", model=None)
     imported: list[Imported] = []
     for name in args.files:
         path = Path(name)
@@ -175,15 +185,12 @@ def run(args: argparse.Namespace) -> int:
     if aoe_figures:
         record.extra["aoe"] = aoe_figures
     record.reason = ""
-    out = Path(args.output)
-    if out.exists() and any(out.resolve() == Path(f).resolve() for f in args.files):
-        raise UsageError(f"refusing to overwrite the input {out} with the record")
-    if not out.parent.exists():
-        raise RecordError(f"output folder does not exist: {out.parent}")
     record.save(out)
     if args.json:
         print_json(record.to_dict())
         return 0
+    if note:
+        console.print(f"[yellow]notice:[/] {escape(note)}")
     console.print(_table(imported))
     console.print(f"record {escape(str(out))}")
     status(True, f"imported {len(imported)} file{'s' if len(imported) != 1 else ''}: {len(record.perf)} perf rows, "

@@ -23,7 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     ref = resolve(args)
-    loaded = load_model_file(ref.path)
+    # the weights stay on disk: a summary needs their shapes only (every reference is still checked and hashed)
+    loaded = load_model_file(ref.path, load_external_data=False)
     s = summarize(loaded.model, size_bytes=loaded.nbytes)
     if args.json:
         print_json({"path": str(ref.path), "digest": loaded.digest, **s.to_dict()})

@@ -39,11 +39,20 @@ def _passes(as_json: bool) -> int:
         lines = [escape(cls.summary())]
         for o in cls.options():
             default = "required" if o.required else f"default {_show(o.default)}"
-            choices = f" ({'|'.join(o.choices)})" if o.choices else ""
+            choices = f" ({'|'.join(o.choices)})" if o.choices else _bounds(o.minimum, o.maximum)
             lines.append(f"  [cyan]{o.name}[/]: {escape(o.type + choices)}, {escape(default)} — {escape(o.help)}")
         table.add_row(name, "yes" if cls.exact else "[yellow]no[/]", "\n".join(lines))
     print_table(table)
     return 0
+
+
+def _bounds(low: float | None, high: float | None) -> str:
+    """`` (>= 1)``, `` (<= 64)``, `` (1..64)`` or nothing."""
+    if low is None and high is None:
+        return ""
+    if low is None:
+        return f" (<= {high:g})"
+    return f" (>= {low:g})" if high is None else f" ({low:g}..{high:g})"
 
 
 def _show(value: object) -> str:

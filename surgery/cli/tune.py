@@ -11,14 +11,27 @@ from rich.markup import escape
 from rich.table import Table
 from surgery.tools.ascend.aoe_flow import TuneReport
 
+from surgery import validate
 from surgery.errors import UsageError
 from surgery.graph import default_output_path, save_model
 from surgery.perf_table import compare, diff_rich
 from surgery.search import KEPT, SearchResult, Trial
 from surgery.targets import TUNE, Outcome, Request, Target, get_target
+from surgery.targets.measure import TUNE_MAX_TIME, TUNE_PRECISION
+from surgery.validate import arg
 
-from . import _targets
-from ._common import add_json, add_verify, add_zoo, console, print_json, print_table, status
+from . import _budget, _targets
+from ._common import (
+    add_json,
+    add_verify,
+    add_zoo,
+    console,
+    plan_model_outputs,
+    print_json,
+    print_table,
+    status,
+    zoo,
+)
 from ._run import (
     add_vendor,
     events_for,
@@ -34,9 +47,10 @@ from .bench import add_measure, add_ort_settings
 NAME = "tune"
 HELP = "keep-or-revert search over exact passes and session settings; or AOE / auto_tune on Ascend"
 
-SETTINGS = ("warmup", "iterations", "min_time", "seed", "threads", "inter_op_threads", "graph_optimization",
-            "execution_mode", "passes", "no_passes", "no_session_settings", "min_effect", "samples", "atol", "rtol",
-            "method", "job_type", "soc", "loop", "device", "bank_root")
+SETTINGS = ("warmup", "iterations", "min_time", "max_time", "precision", "seed", "threads", "inter_op_threads",
+            "graph_optimization", "execution_mode", "passes", "no_passes", "no_session_settings", "min_effect",
+            "samples", "atol", "rtol", "method", "job_type", "soc", "loop", "device", "bank_root",
+            "budget", "fallback", "fallback_layers", "budget_data", "budget_samples", "calib")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,9 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exact pass to try (repeat; default: every exact pass that needs no options)")
     parser.add_argument("--no-passes", action="store_true", default=None, help="try session settings only")
     parser.add_argument("--no-session-settings", action="store_true", default=None, help="try passes only")
-    parser.add_argument("--min-effect", type=float, metavar="FRACTION",
-                        help="keep only speed-ups whose whole CI clears 1+FRACTION, e.g. 0.02 (0)")
-    add_measure(parser, warmup=3, min_time=0.5)
+    parser.add_argument("--min-effect", type=arg(validate.fraction, "--min-effect", open_high=True),
+                        metavar="FRACTION", help="keep only speed-ups whose whole CI clears 1+FRACTION, e.g. 0.02 (0)")
+    add_measure(parser, warmup=3, precision=TUNE_PRECISION, max_time=TUNE_MAX_TIME)
     parser.add_argument("-o", "--output", metavar="OUT.onnx", help="best model (default: <model>.tuned.onnx "
                         "beside the input; zoo models in the current folder)")
     parser.add_argument("--record", metavar="FILE.json", help="run record path (default: beside the output)")
@@ -68,21 +82,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="AOE job types in order: 1 subgraph, 2 operator (default: the recipe's, else 1,2)")
     ascend.add_argument("--soc", metavar="SOC", help="the chip for ATC --soc_version (default: the recipe's, "
                         "else Ascend310P3)")
-    ascend.add_argument("--loop", type=int, metavar="N", help="ais_bench loops per om (100)")
-    ascend.add_argument("--device", type=int, metavar="ID", help="NPU device id (0)")
+    ascend.add_argument("--loop", type=arg(validate.count, "--loop"), metavar="N", help="ais_bench loops per om (100)")
+    ascend.add_argument("--device", type=arg(validate.count, "--device", minimum=0), metavar="ID",
+                        help="NPU device id (0)")
     ascend.add_argument("--bank-root", metavar="DIR", help="where tuned banks are cached (default: <workdir>/banks)")
     add_vendor(ascend)
+    _budget.add_arguments(parser, defaults_none=True)
     add_zoo(parser)
     add_json(parser)
-
-
-def _output_path(args: argparse.Namespace, outcome: Outcome) -> Path:
-    if args.output:
-        return Path(args.output)
-    model = outcome.model
-    if model is not None and model.recipe is not None:
-        return Path.cwd() / f"{model.recipe.name}.tuned.onnx"
-    return default_output_path(Path(args.model), "tuned")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -98,18 +105,21 @@ def run(args: argparse.Namespace) -> int:
     target.check(TUNE, request)
     if args.dry_run:
         return print_plan(target.plan(TUNE, request), "tune", args.json)
-    if args.output and Path(args.output).exists() and Path(args.output).resolve() == Path(args.model).resolve():
-        raise UsageError(f"refusing to overwrite the input model {args.model} (give another -o)")
-    if args.output and not Path(args.output).parent.is_dir():
-        raise UsageError(f"output folder does not exist: {Path(args.output).parent}")
     quiet = args.json
     if args.method:
         outcome = target.tune(request, events_for(None, quiet, name))
         return _report_vendor(args, outcome)
-    return _tune_ort(args, target, request, quiet)
+    # the model and the record resolved and checked before the search, not after it
+    zoo_name = args.model if zoo().is_name(args.model) else None
+    default = Path.cwd() / f"{zoo_name}.tuned.onnx" if zoo_name else default_output_path(Path(args.model), "tuned")
+    out_path, record_path, note = plan_model_outputs(args, default)
+    if note and not quiet:
+        console.print(f"[yellow]notice:[/] {escape(note)}")
+    return _tune_ort(args, target, request, quiet, out_path, record_path)
 
 
-def _tune_ort(args: argparse.Namespace, target: Target, request: Request, quiet: bool) -> int:
+def _tune_ort(args: argparse.Namespace, target: Target, request: Request, quiet: bool, out_path: Path,
+              record_path: Path) -> int:
     started = time.perf_counter()
     with progress_bar(not quiet) as progress:
         events = events_for(progress, quiet, "baseline")
@@ -126,7 +136,6 @@ def _tune_ort(args: argparse.Namespace, target: Target, request: Request, quiet:
     result: SearchResult = outcome.detail
     model = outcome.model
     assert model is not None
-    out_path = _output_path(args, outcome)
     saved = save_model(result.model, out_path, protect=model.onnx)
     record = new_record("tune", args, args.target, outcome)
     record.output_model = {"path": str(saved.path), "digest": saved.digest, "bytes": saved.nbytes}
@@ -136,8 +145,6 @@ def _tune_ort(args: argparse.Namespace, target: Target, request: Request, quiet:
     record.extra["baseline_perf"] = [p.to_dict() for p in result.before]
     record.extra["trials"] = [t.to_dict() for t in result.trials]
     record.extra["kept"] = [t.candidate for t in result.kept]
-    record_path = Path(args.record) if args.record else saved.path.with_name(
-        saved.path.name.removesuffix(".onnx") + ".json")
     record.save(record_path)
     if quiet:
         print_json(record.to_dict())

@@ -13,7 +13,7 @@ other is a usage error naming the target, so no option is accepted and silently 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -25,6 +25,7 @@ from surgery.targets.model import ModelSpec, TargetModel
 from surgery.targets.plan import Plan, Step
 
 BENCH, TUNE, COMPILE = "bench", "tune", "compile"
+EVAL = "eval"  # run a dataset through the model: Target.infer
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class Request:
             only vendor targets honour, like ``timeout``.
         timeout: seconds per tool command.
         output: the model the verb writes (tune), if any.
+        others: more models to measure together with ``model`` (bench: interleaved in one
+            process, ``model`` first, the reference of the ratios); only targets whose
+            ``paired`` names the verb accept them.
     """
 
     model: ModelSpec
@@ -66,10 +70,24 @@ class Request:
     workdir: str | None = None
     timeout: float | None = None
     output: str | None = None
+    others: tuple[ModelSpec, ...] = ()
+
+    @property
+    def models(self) -> tuple[ModelSpec, ...]:
+        """Every model of the request, ``model`` first."""
+        return (self.model, *self.others)
 
     def get(self, name: str, default: Any = None) -> Any:
         value = self.settings.get(name)
         return default if value is None else value
+
+
+@dataclass
+class Member:
+    """One of several models measured together: the model and its records (one per batch)."""
+
+    model: TargetModel
+    records: list[PerfRecord] = field(default_factory=list)
 
 
 @dataclass
@@ -83,6 +101,8 @@ class Outcome:
         plan: the plan it ran (vendor targets).
         steps: the step results (vendor targets).
         detail: the verb's own result (a search result for tune, builds for compile...).
+        members: with several models measured together, each model and its records, in the
+            order asked (``records`` and ``model`` are the first one's).
     """
 
     records: list[PerfRecord] = field(default_factory=list)
@@ -91,6 +111,7 @@ class Outcome:
     plan: Plan | None = None
     steps: list[Any] = field(default_factory=list)
     detail: Any = None
+    members: list[Member] = field(default_factory=list)
 
 
 class Target:
@@ -99,6 +120,7 @@ class Target:
     name: str = ""
     summary: str = ""
     honours: ClassVar[Mapping[str, frozenset[str]]] = {}  # verb -> settings it honours
+    paired: ClassVar[frozenset[str]] = frozenset()  # verbs that measure several models together
 
     def check(self, verb: str, request: Request) -> None:
         """Refuse a verb this target does not do, and any setting it would not honour.
@@ -108,6 +130,9 @@ class Target:
         """
         if verb not in self.honours:
             raise UsageError(f"target {self.name} cannot {verb}")
+        if request.others and verb not in self.paired:
+            raise UsageError(f"target {self.name} measures one model per {verb}; measure several together on an "
+                             "in-process target (ort-cpu, ort-cuda, ort-trt), or diff their records (unpaired)")
         given = set(request.settings) | {name for name, value in (("workdir", request.workdir),
                                                                   ("timeout", request.timeout)) if value is not None}
         refused = sorted(given - self.honours[verb])
@@ -115,6 +140,12 @@ class Target:
             flag = "--" + refused[0].replace("_", "-")
             accepted = ", ".join("--" + s.replace("_", "-") for s in sorted(self.honours[verb])) or "none"
             raise UsageError(f"{flag} is not an option of {verb} on target {self.name} (its options: {accepted})")
+
+    def require(self, verb: str) -> None:
+        """Raise ToolNotFoundError (one line: the tool and how to provide it) when ``verb`` cannot run here.
+
+        In-process targets check their runtime when they run; vendor targets say it before any work.
+        """
 
     def plan(self, verb: str, request: Request) -> Plan:
         """The exact commands a real run would execute (``--dry-run``)."""
@@ -129,6 +160,17 @@ class Target:
 
     def compile(self, request: Request, events: Events) -> Outcome:
         raise UsageError(f"target {self.name} cannot compile")
+
+    def infer(self, request: Request, batches: Iterable[Mapping[str, Any]], events: Events,
+              outputs: Sequence[str] | None = None) -> Iterator[dict[str, Any]]:
+        """Run ``request.model`` on each batch of feeds (input name → array), lazily: one output dict per batch.
+
+        ``outputs`` names the outputs to fetch (default: all). ``surgery eval`` calls it; a target
+        that runs elsewhere (an NPU host) scores that host's outputs with ``surgery eval --outputs``.
+        """
+        raise UsageError(f"target {self.name} cannot run inference in this process: run the model on its host "
+                         "(surgery eval --target ais-bench --dry-run prints the commands), then score its outputs "
+                         "with surgery eval --outputs DIR")
 
 
 def get_target(targets: Mapping[str, Target], name: str, verb: str) -> Target:

@@ -109,9 +109,19 @@ def resolve_target_model(spec: ModelSpec, *, zoo: Zoo, registry: Mapping[str, ty
         model = TargetModel(name=recipe.name, onnx=onnx_path, batches=chosen, shapes=shapes, dynamic=dynamic,
                             recipe=recipe)
         steps = [(s.name, dict(s.options)) for s in recipe.default_passes] if apply_recipe else []
+        variants = spec.zoo_options.chosen_variants(recipe)
+        guided = {k: v for k, v in variants.items() if k not in dict(spec.zoo_options.variants)}
+        if guided:
+            model.notes.append(f"{recipe.name} built with {', '.join(f'{k}={v}' for k, v in guided.items())}: "
+                               "the graph its guide compiled")
+        published = {b for col in recipe.published.throughput.values() for b in col}
+        unpublished = [b for b in chosen if published and b not in published]
+        if unpublished:
+            model.notes.append(f"batch {', '.join(map(str, unpublished))}: the guide published no figure for it "
+                               f"(its batches: {', '.join(map(str, sorted(published)))}); no reference to compare")
         if dry_run:
-            argv = ["surgery", "apply" if steps else "export", recipe.name, *_zoo_flags(spec.zoo_options),
-                    "-o", str(onnx_path)]
+            argv = ["surgery", "apply" if steps else "export", recipe.name,
+                    *_zoo_flags(spec.zoo_options, variants), "-o", str(onnx_path)]
             how = f"the recipe's passes ({', '.join(n for n, _ in steps)})" if steps else "no passes"
             model.prelude.append(Step(tuple(argv), f"export {recipe.name} (needs torch), apply {how}", "internal",
                                       produces=(str(onnx_path),), info=StepInfo("export")))
@@ -140,9 +150,9 @@ def resolve_target_model(spec: ModelSpec, *, zoo: Zoo, registry: Mapping[str, ty
     return model
 
 
-def _zoo_flags(options: ZooOptions) -> list[str]:
+def _zoo_flags(options: ZooOptions, variants: Mapping[str, str]) -> list[str]:
     flags = ["--checkpoint", options.checkpoint] if options.checkpoint else []
-    for key, value in options.variants:
+    for key, value in variants.items():
         flags += ["--variant", f"{key}={value}"]
     return flags
 

@@ -137,3 +137,107 @@ def test_zoo_name_with_variant_exports_then_applies(tmp_path, capsys, monkeypatc
     assert "resize_nearest (inexact): no match" in text  # the variant already exported nearest Resizes
     modes = {a.s for n in onnx.load(out).graph.node if n.op_type == "Resize" for a in n.attribute if a.name == "mode"}
     assert modes == {b"nearest"}
+
+
+# -- issue 9: the closing line never claims more than was checked ------------------------------------
+
+FLAT = """
+<ir_version: 7, opset_import: ["" : 13]>
+g (float[1, 3, 8, 8] x) => (float[1, 4] y) {
+    f = Reshape (x, flat)
+    y = MatMul (f, w)
+}
+"""
+
+RESHAPE_PIN = """
+<ir_version: 7, opset_import: ["" : 13]>
+g (float[1, 2, 8] x) => (float[1, 16] y) {
+    f = Reshape (x, shape)
+    y = Relu (f)
+}
+"""
+
+
+@pytest.fixture
+def flat_path(tmp_path):
+    import numpy as np
+    from graph_builders import parse
+
+    path = tmp_path / "flat.onnx"
+    onnx.save(parse(FLAT, w=np.ones((192, 4), np.float32), flat=np.array([1, 192], np.int64)), path)
+    return path
+
+
+def test_an_unverified_step_is_named_in_the_closing_line_and_the_record(flat_path, capsys):
+    rc = surgery("apply", flat_path, "--pass", "fix_shapes", "shapes=x:1x3x16x16")
+    out = capsys.readouterr().out
+    assert rc == 0
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("PASSED | 1/1 passes changed the model, 2 → 2 nodes; NOT VERIFIED: fix_shapes (the "
+                           "model before the pass cannot take x:1x3x16x16 (fails on onnxruntime: Reshape node: The "
+                           "input tensor cannot be reshaped")
+    assert "verified (" not in last
+    record = json.loads(flat_path.with_name("flat.surgery.json").read_text())
+    assert record["passes"][0]["verification"]["status"] == "unverified"
+    assert record["verification"]["verified"] is False
+    assert record["verification"]["unverified"][0]["step"] == "fix_shapes"
+
+
+def test_strict_turns_an_unverified_step_into_exit_1_and_writes_nothing(flat_path, tmp_path, capsys):
+    before = set(flat_path.parent.iterdir())
+    rc = surgery("apply", flat_path, "--pass", "fix_shapes", "shapes=x:1x3x16x16", "--strict", "-o",
+                 tmp_path / "out.onnx")
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert out.strip().splitlines()[-1].startswith("FAILED | NOT VERIFIED: fix_shapes (the model before the pass")
+    assert out.strip().endswith("(--strict); nothing written")
+    assert set(flat_path.parent.iterdir()) == before
+
+
+def test_a_batch_hazard_prints_without_explain(tmp_path, capsys):
+    import numpy as np
+    from graph_builders import parse
+
+    path = tmp_path / "pin.onnx"
+    onnx.save(parse(RESHAPE_PIN, shape=np.array([1, -1], np.int64)), path)
+    rc = surgery("apply", path, "--pass", "fix_shapes", "batch=dynamic", "--record", tmp_path / "r.json")
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert "hazard: Reshape 'f' has a constant target shape [1, -1]" in out
+    assert "FAILED | pass fix_shapes: at batch 2, output 'y' has shape [1, 32]" in out
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["status"] == "FAILED" and record["verification"]["failed"][0]["step"] == "fix_shapes"
+    assert record["passes"][0]["verification"]["hazards"]
+
+
+def test_a_model_that_already_fails_the_checker_is_named(tmp_path, capsys):
+    import numpy as np
+    from graph_builders import two_heads
+
+    model = two_heads()
+    model.graph.initializer.append(onnx.numpy_helper.from_array(np.ones(3, np.float32), "unused"))
+    path = tmp_path / "dup.onnx"
+    onnx.save(model, path)
+    assert surgery("apply", path, "--pass", "resize_nearest") == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "; NOT VERIFIED: input (the model given already fails the onnx checker's full check: unused initializer " \
+           "name is not unique)" in last
+    assert surgery("apply", path, "--pass", "resize_nearest", "--strict") == 1
+
+
+@pytest.mark.parametrize(("flags", "message"), [
+    (["--atol", "nan"], "--atol must be a finite number >= 0"),
+    (["--atol", "-1"], "--atol must be a finite number >= 0"),
+    (["--rtol", "inf"], "--rtol must be a finite number >= 0"),
+    (["--input-shapes", "x:0x3x16x16"], "must be"),
+    (["--samples", "-1"], "--samples must be >= 1"),
+    (["--samples", "0"], "--samples must be >= 1"),
+    (["--seed", "-1"], "--seed must be >= 0"),
+    (["--verify-batches", "2,0"], "bad batch size '0'"),
+    (["--strict", "--no-verify"], "--strict needs verification"),
+])
+def test_bad_settings_exit_2_with_one_line(model_path, capsys, flags, message):
+    rc = surgery("apply", model_path, "--pass", "eliminate_dead_code", *flags)
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert message in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err

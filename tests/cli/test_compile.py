@@ -90,7 +90,7 @@ def test_zoo_dry_run_needs_no_torch(tmp_path, monkeypatch, capsys):
     rc = surgery("compile", "icnet", "--batch", "1", "--dry-run")
     out = capsys.readouterr().out
     assert rc == 0
-    assert "surgery apply icnet -o atc-icnet/icnet.onnx" in out
+    assert "surgery apply icnet --variant ppm=ascend -o atc-icnet/icnet.onnx" in out
     assert "--input_shape=actual_input_1:1,3,1024,2048" in out
 
 
@@ -133,6 +133,10 @@ def test_fake_atc_failure_keeps_the_other_batches(tiny, fake_atc, capsys):
     (["--target", "trtexec"], "target trtexec cannot compile"),
     (["--batch", "1,x"], "bad batch size"),
     (["--atc-option", "log=loud"], "--log must be one of"),
+    (["--timeout", "-1"], "--timeout must be a finite number of seconds > 0"),
+    (["--timeout", "nan"], "--timeout must be a finite number of seconds > 0"),
+    (["--input-shapes", "image:1x3"], "has rank 4"),
+    (["--soc", "bogus"], "is not an Ascend chip name"),
 ])
 def test_usage_errors(tiny, capsys, argv, message):
     rc = surgery("compile", tiny, "--dry-run", *argv)
@@ -144,3 +148,21 @@ def test_missing_model(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert surgery("compile", "nope.onnx", "--dry-run") == 2
     assert "model not found: nope.onnx" in capsys.readouterr().err
+
+
+def test_a_bank_that_is_not_here_is_named_in_the_plan_and_refused_for_a_real_run(tiny, capsys):
+    assert surgery("compile", tiny, "--soc", "Ascend310P3", "--bank", "/nonexistent/bank", "--dry-run") == 0
+    assert "--bank /nonexistent/bank is not a folder on this machine" in capsys.readouterr().out
+    assert surgery("compile", tiny, "--soc", "Ascend310P3", "--bank", "/nonexistent/bank") == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_outputs_are_checked_before_atc_runs(tiny, fake_atc, capsys):
+    before = tiny.read_bytes()
+    assert surgery("compile", tiny, "--soc", "Ascend310P3", "--record", tiny) == 2
+    err = capsys.readouterr().err.strip()
+    assert "refusing to overwrite the input model" in err and "\n" not in err
+    assert tiny.read_bytes() == before and not Path("atc-tiny").exists()
+    Path("atc-tiny").write_text("a file where the .om folder goes")
+    assert surgery("compile", tiny, "--soc", "Ascend310P3") == 2
+    assert "is a file; the .om output folder is a folder" in capsys.readouterr().err

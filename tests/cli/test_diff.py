@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from surgery.cli.main import main
 from surgery.records import PerfRecord, RunRecord
@@ -14,6 +15,12 @@ from surgery.targets.measure import finish_record
 
 def surgery(*argv: object) -> int:
     return main([str(a) for a in argv])
+
+
+@pytest.fixture(autouse=True)
+def noise_cache(tmp_path, monkeypatch):
+    """No calibration of the user's own cache leaks into these intervals."""
+    monkeypatch.setenv("SURGERY_CACHE_DIR", str(tmp_path / "cache"))
 
 
 def perf(batch: int, ms: float, seed: int, *, target: str = "ort-cpu", error: str | None = None) -> PerfRecord:
@@ -42,7 +49,8 @@ def test_diff_prints_the_table_and_a_summary(tmp_path, capsys):
     assert rc == 0
     assert "after vs before (95% CI)" in out and "before p50 ms" in out
     assert "[1] after, batch 8: MemoryError: out of memory" in out
-    assert out.strip().splitlines()[-1] == "PASSED | after vs before: 1 faster, 1 no significant change"
+    assert out.strip().splitlines()[-1] == "PASSED | after vs before (unpaired): 1 faster, 1 no significant change"
+    assert "unpaired: measured apart" in out and "not calibrated" in out
 
 
 def test_diff_markdown(tmp_path, capsys):
@@ -118,3 +126,33 @@ def test_help_texts_render(capsys):
             assert exc.code == 0
     out = capsys.readouterr().out
     assert "95% CI" in out and "--min-time" in out and "--no-session-settings" in out
+
+
+def test_a_reference_from_another_zoo_model_is_refused_unless_asked(tmp_path, capsys):
+    before = tmp_path / "before.json"
+    RunRecord(command="bench", perf=[perf(1, 2.0, 1)], target="ort-cpu",
+              input_model={"path": "unetpp.onnx", "digest": "d", "zoo": "unetpp"}).save(before)
+    after = write_run(tmp_path / "after.json", [perf(1, 1.0, 2)])
+    assert surgery("diff", before, after, "--reference", "hrnet_w18") == 2
+    err = capsys.readouterr().err
+    assert "records are of zoo model unetpp" in err and "--reference-any" in err
+    assert surgery("diff", before, after, "--reference", "hrnet_w18", "--reference-any", "--csv") == 0
+    assert "ref_310_fps" in capsys.readouterr().out
+    assert surgery("diff", before, after, "--markdown") == 0  # the records' own zoo model by default
+    text = capsys.readouterr().out
+    assert "310 fps/card (guide)" in text and "310P fps/device (guide)" in text and "ms/sample (guide)" in text
+    assert "not measured here" in text and "per card of 4 devices" in text
+
+
+def test_records_measured_together_are_diffed_paired(tmp_path, capsys):
+    def member(ms: float, index: int) -> PerfRecord:
+        r = perf(1, ms, index)
+        r.rounds, r.pairing = [15] * 20, {"id": "g1/0", "index": index, "size": 2}
+        return r
+
+    a = write_run(tmp_path / "a.json", [member(2.0, 0)])
+    b = write_run(tmp_path / "b.json", [member(1.9, 1)])
+    assert surgery("diff", a, b) == 0
+    out = capsys.readouterr().out
+    assert out.strip().splitlines()[-1] == "PASSED | b vs a (paired): 1 faster"
+    assert "unpaired" not in out

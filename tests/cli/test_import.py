@@ -105,3 +105,33 @@ def test_kind_override_and_missing_file(files, capsys):
     assert "GPU Compute" in capsys.readouterr().err
     assert surgery("import", "missing.json") == 2
     assert "file not found" in capsys.readouterr().err
+
+
+def test_outputs_never_replace_an_input_or_a_file_that_is_not_a_record(files, capsys):
+    summary = files / "result_bs16_summary.json"
+    before = summary.read_bytes()
+    assert surgery("import", summary, "-o", summary) == 2
+    assert "refusing to overwrite the input" in capsys.readouterr().err and summary.read_bytes() == before
+    (files / "notes.json").write_text("mine")
+    assert surgery("import", summary, "-o", files / "notes.json") == 2
+    assert "is not a surgery record" in capsys.readouterr().err
+    assert (files / "notes.json").read_text() == "mine"
+
+
+def test_the_default_record_name_moves_aside_instead_of_replacing(files, capsys):
+    summary = files / "result_bs16_summary.json"
+    assert surgery("import", summary) == 0
+    first = (files / "imported.json").read_text()
+    assert surgery("import", summary) == 0
+    assert "writing imported-2.json instead" in capsys.readouterr().out
+    assert (files / "imported.json").read_text() == first and (files / "imported-2.json").is_file()
+
+
+@pytest.mark.parametrize("content", ["[" * 100_000 + "]" * 100_000, "{" + '"a":{' * 50_000 + "}" * 50_001,
+                                     "x" * 200_000])
+def test_pathological_files_are_one_line_errors(tmp_path, capsys, content):
+    path = tmp_path / "weird.json"
+    path.write_text(content)
+    assert surgery("import", path, "-o", tmp_path / "r.json") == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err and "internal error" not in err

@@ -149,3 +149,16 @@ def test_files_that_are_not_state_dicts(tmp_path, content, message):
     with pytest.raises(ModelLoadError, match=message) as info:
         load_checkpoint(build("unetpp"), path)
     _one_line(info.value)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_weights_are_refused_by_name(unetpp_checkpoint, tmp_path, bad):
+    source, _ = unetpp_checkpoint
+    state = dict(source.state_dict())
+    state["final.weight"] = torch.full_like(state["final.weight"], bad)
+    path = tmp_path / "nan.pth"
+    torch.save(state, path)
+    with pytest.raises(ModelLoadError) as info:
+        load_checkpoint(build("unetpp"), path)
+    text = _one_line(info.value)
+    assert "NaN or infinite" in text and "final.weight" in text

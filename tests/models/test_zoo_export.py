@@ -88,8 +88,15 @@ def test_export_matches_torch(name, variants, chw, layout, checkpoints, tmp_path
             assert np.abs(w).max() > 1e-2  # outputs that are not all ~0, so the bound means something
 
 
-def test_without_checkpoint_weights_are_seeded_and_say_so(tmp_path):
-    a = export_model("unetpp", tmp_path / "a.onnx", input_shapes={"actual_input_1": (1, 3, 32, 32)})
+@pytest.fixture(scope="module")
+def seeded_unetpp(tmp_path_factory):
+    """UNet++ exported at 32x32 without a checkpoint (seeded and calibrated), shared by the tests below."""
+    folder = tmp_path_factory.mktemp("seeded")
+    return export_model("unetpp", folder / "a.onnx", input_shapes={"actual_input_1": (1, 3, 32, 32)})
+
+
+def test_without_checkpoint_weights_are_seeded_and_say_so(tmp_path, seeded_unetpp):
+    a = seeded_unetpp
     b = export_model("unetpp", tmp_path / "b.onnx", input_shapes={"actual_input_1": (1, 3, 32, 32)})
     c = export_model("unetpp", tmp_path / "c.onnx", input_shapes={"actual_input_1": (1, 3, 32, 32)}, seed=1)
     assert a.checkpoint_digest is None and any("accuracy figures mean nothing" in n for n in a.notices)
@@ -182,3 +189,54 @@ def test_icnet_at_the_guide_size_matches_torch(tmp_path):
     assert got[0].shape == (1, 19, 1024, 2048)
     for g, w in zip(got, want, strict=True):
         assert np.abs(g - w).max() <= ATOL
+
+
+# -- seeded weights, calibrated -----------------------------------------------------------------------
+
+
+def _image_samples(shape, count=3):
+    from surgery.parity import random_samples
+    from surgery.shapes import InputSpec
+
+    return [s.feed["x"] for s in random_samples([InputSpec("x", shape)], {"x": shape}, count=count, seed=5,
+                                                distributions=("image",))]
+
+
+def test_seeded_unetpp_output_spreads_like_a_trained_net(seeded_unetpp):
+    result = seeded_unetpp
+    assert any("accuracy figures mean nothing" in n for n in result.notices)
+    assert any("calibrated on 4 generated" in n for n in result.notices)
+    out = np.stack([run_onnx(result.path, {"actual_input_1": x})[0] for x in _image_samples((1, 3, 32, 32))])
+    # a trained UNet++'s logits span units (sigmoid 0.05..0.95); the raw seeded net gave std 0.003, one value
+    assert out.std() > 0.5 and min(y.std() for y in out) > 0.3  # across the pixels of each image
+    assert 0.05 < (out > 0).mean() < 0.95  # a mask with both classes, not all foreground
+
+
+@pytest.mark.parametrize(("name", "variants", "shape"), [
+    ("deeplabv3", {"head": "argmax"}, (1, 3, 32, 64)),
+    ("icnet", {}, (1, 3, 128, 256)),
+])
+def test_seeded_segmenters_give_argmax_maps_of_several_classes(name, variants, shape):
+    from surgery.models._calibrate import calibrate
+    from surgery.models._checkpoint import seed_init
+
+    model, _ = seed_init(lambda: build(name, variants), 0)  # what export_model does without a checkpoint
+    calibrate(model, {"x": shape}, seed=0)
+    x = np.concatenate(_image_samples(shape, 2))
+
+    def classes(net):
+        (out, *_) = run_torch(net.eval(), x)
+        labels = out if out.dtype == np.int64 else out.argmax(1)
+        return [len(np.unique(labels[..., k, :, :] if out.dtype == np.int64 else labels[k])) for k in range(2)]
+
+    assert min(classes(model)) >= 3, classes(model)  # uncalibrated, one DeepLabV3 class won every pixel
+
+
+def test_calibration_is_part_of_the_cache_key(monkeypatch):
+    from surgery.models import _calibrate
+
+    plan = plan_export("unetpp", input_shapes={"actual_input_1": (1, 3, 32, 32)})
+    key = _export.cache_key(plan, None, 0, "2.13")
+    monkeypatch.setattr(_export, "CALIBRATION_VERSION", _calibrate.CALIBRATION_VERSION + 1)
+    assert _export.cache_key(plan, None, 0, "2.13") != key
+    assert _export.cache_key(plan, "abc", 0, "2.13") == _export.cache_key(plan, "abc", 1, "2.13")  # a checkpoint

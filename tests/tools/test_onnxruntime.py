@@ -95,6 +95,17 @@ def test_run_jobs_keeps_going_past_a_failing_job_and_splits_rounds():
     assert "InvalidArgument" in records[1].error or "dimension" in records[1].error.lower()
     assert [r.iterations for r in records] == [10, 0, 10]
     assert seen and seen[-1] == pytest.approx(1.0)
+    first, _, last = records
+    assert first.rounds == last.rounds == [4, 3, 3] and first.stop == "iterations"
+    assert (first.pairing, last.pairing) == ({"index": 0, "size": 2}, {"index": 1, "size": 2})
+
+
+def test_run_jobs_measures_to_a_precision_goal_and_says_how_it_stopped():
+    job = Job(source=relu_model().SerializeToString(), options=OrtOptions(intra_op_threads=1), feed=feed(2))
+    rec = ort_tool.run_jobs([job], Measure(warmup=2, precision=0.5, max_time=2.0, round_time=0.002))[0]
+    assert rec.ok and rec.stop in ("precision", "max-time") and rec.pairing is None
+    assert sum(rec.rounds) == rec.iterations == len(rec.latencies_ms) and len(rec.rounds) >= 6
+    assert rec.half_width is not None and rec.warmup == 2
 
 
 def test_session_candidates_leave_out_the_current_settings():

@@ -100,3 +100,12 @@ def test_hang_is_killed_with_its_children(fake_bin, tmp_path):
 def test_command_line_quotes_for_the_shell():
     line = command_line(["atc", "--out_nodes=a:0;b:0"], {"TUNE_BANK_PATH": "my bank"})
     assert line == "TUNE_BANK_PATH='my bank' atc '--out_nodes=a:0;b:0'"
+
+
+def test_tool_json_nested_too_deeply_is_an_output_error(tmp_path):
+    from surgery.tools.runner import ToolOutputError, read_output_json
+
+    path = tmp_path / "summary.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ToolOutputError, match="nested too deeply"):
+        read_output_json(path, "the summary")

@@ -123,7 +123,10 @@ def _read_rows(source: str | os.PathLike | str, text: str | None = None) -> tupl
             text = Path(source).read_text(encoding="utf-8-sig")  # msprof writes a BOM on some versions
         except (OSError, UnicodeDecodeError) as exc:
             raise ToolOutputError(f"cannot read {where}: {exc}") from None
-    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    try:
+        rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    except csv.Error as exc:  # a field over csv's size limit, a NUL byte: not an msprof CSV
+        raise ToolOutputError(f"{where} is not a readable CSV ({exc})") from None
     rows = [r for r in rows if any(c.strip() for c in r)]
     if not rows:
         raise ToolOutputError(f"{where} is empty")
@@ -235,7 +238,10 @@ def parse_op_statistic(source: str | os.PathLike, text: str | None = None) -> Op
 
 def sniff(header_line: str) -> str | None:
     """``op_summary`` / ``op_statistic`` from a CSV's first line, or None."""
-    cells = {c.strip().lstrip("\ufeff") for c in next(csv.reader([header_line]), [])}
+    try:
+        cells = {c.strip().lstrip("\ufeff") for c in next(csv.reader([header_line]), [])}
+    except csv.Error:  # a line no CSV writer makes (over csv's field limit, a NUL byte)
+        return None
     if cells & set(_TYPE_COLUMNS) and cells & set(_DURATION_COLUMNS):
         return "op_summary"
     if cells & set(_TYPE_COLUMNS) and "Count" in cells:

@@ -20,9 +20,10 @@ from surgery.targets.base import BENCH, COMPILE, TUNE, Events, Outcome, Request,
 from surgery.targets.model import TargetModel, file_stem, resolve_target_model
 from surgery.targets.plan import Plan
 
-from ..plan import StepResult, execute, plan_and_run
+from ..plan import StepResult, check_requirements, execute, plan_and_run
 from ..runner import ToolOutputError
 from . import ais_bench as ais
+from . import amct as amct_tool
 from . import aoe_flow
 from . import atc as atc_tool
 from . import env as ascend_env
@@ -86,12 +87,19 @@ class AtcTarget(Target):
     name = "atc"
     summary = "Ascend: ATC compiles one .om per batch; AOE / auto_tune tune; ais_bench measures"
     honours: ClassVar[Mapping[str, frozenset[str]]] = {
-        COMPILE: frozenset({"soc", "atc_options", "bank", "workdir", "timeout"}),
+        COMPILE: frozenset({"soc", "atc_options", "bank", "workdir", "timeout", "int8", "calib", "calib_samples"}),
         TUNE: frozenset({"method", "job_type", "soc", "loop", "device", "bank_root", "workdir", "timeout"}),
     }
 
     def __init__(self, *, zoo: Zoo = NO_ZOO, registry: Mapping[str, type[Pass]] | None = None):
         self.zoo, self.registry = zoo, registry
+
+    def require(self, verb: str) -> None:
+        """atc (and aoe to tune) must be installed: said in one line before an export or a pass runs."""
+        from surgery.targets.plan import Step
+
+        tools = ["atc", *(["aoe"] if verb == TUNE else [])]
+        check_requirements(Plan(title=verb, steps=[Step((tool,), tool, tool) for tool in tools]))
 
     def _model(self, request: Request, workdir: Path, dry_run: bool) -> TargetModel:
         return resolve_target_model(request.model, zoo=self.zoo, registry=self.registry, workdir=workdir,
@@ -107,9 +115,21 @@ class AtcTarget(Target):
         plan.title = f"compile {model.name} with ATC for {soc}, batch {', '.join(map(str, model.batches))}"
         plan.steps.extend(model.prelude)
         plan.notes[:0] = model.notes
+        if bank and not Path(bank).is_dir():  # a real run refuses it; a plan may be for another host
+            plan.notes.append(f"--bank {bank} is not a folder on this machine: it must be one on the NPU host "
+                              "(a TUNE_BANK_PATH that AOE or auto_tune filled), or atc ignores it")
         env = (("TUNE_BANK_PATH", str(bank)),) if bank else ()
+        source = str(model.onnx)
+        if request.get("int8", False):  # AMCT calibration first; ATC compiles its deploy model
+            int8 = amct_tool.calibration_step(model, out_dir, data=request.get("calib"),
+                                              samples=request.get("calib_samples", amct_tool.DEFAULT_SAMPLES))
+            plan.add(int8.step)
+            plan.notes.extend(int8.notes)
+            source = int8.options.deploy_model
+        elif request.get("calib") is not None or request.get("calib_samples") is not None:
+            raise UsageError("--calib and --calib-samples are for --int8 (AMCT calibration)")
         for batch in model.batches:
-            options = atc_tool.atc_options(str(model.onnx), str(out_dir / f"{model.name}_bs{batch}"), soc, settings,
+            options = atc_tool.atc_options(source, str(out_dir / f"{model.name}_bs{batch}"), soc, settings,
                                            input_shape=model.shapes[batch])
             plan.add(atc_tool.step(options, f"compile {model.name} bs{batch} → {options.om_path}", batch=batch,
                                    group=f"bs{batch}", env=env))

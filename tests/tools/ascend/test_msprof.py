@@ -71,3 +71,11 @@ def test_sniff_and_compare(data):
     before = msprof.parse_op_statistic(data / "op_statistic_0_1.csv")
     after = msprof.parse_op_summary(data / "op_summary_0_1.csv")
     assert msprof.compare(before, after)["TransData"]["count"] == (166, 4)
+
+
+def test_a_csv_no_tool_writes_is_an_output_error_not_a_crash(tmp_path):
+    path = tmp_path / "op_summary_0_1.csv"
+    path.write_text('"' + "x" * 200_000 + '"\n')
+    assert msprof.sniff(path.read_text()) is None
+    with pytest.raises(ToolOutputError, match="not a readable CSV"):
+        msprof.parse_op_summary(path)

@@ -60,7 +60,7 @@ def test_bench_trtexec_cli(fake_bin, tiny, capsys):
     out = capsys.readouterr().out
     last = out.strip().splitlines()[-1]
     assert last.startswith("PASSED | 2/2 batch sizes measured on trtexec; best 1,666.7 samples/s at batch 2")
-    record = json.loads(Path("trtexec-tiny/tiny.bench.json").read_text())
+    record = json.loads(Path("trtexec-tiny/tiny.trtexec.bench.json").read_text())
     assert [p["effective_batch"] for p in record["perf"]] == [1, 2]
 
 
