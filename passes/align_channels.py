@@ -67,6 +67,7 @@ class AlignChannels(Pass):
 
     name: ClassVar[str] = "align_channels"
     exact: ClassVar[bool] = True
+    tune_default: ClassVar[bool] = False
 
     multiple: int | None = option(None, help="channel multiple (default 16, the fp16/fp32 C0; 32 in graphs with "
                                              "int8 quantisation)")

@@ -45,6 +45,7 @@ class ConvertOpset(Pass):
 
     name: ClassVar[str] = "convert_opset"
     exact: ClassVar[bool] = True
+    tune_default: ClassVar[bool] = False
 
     target: int = option(11, help="the opset to convert to (ATC reads 11 best)")
 

@@ -7,8 +7,8 @@ K, else a Cast) and reads the indices through a Cast to int64, so the rest of th
 still sees int64.
 
 Deviation: with ``k_int32`` (the default) the model is no longer standard ONNX: the onnx
-checker's type inference and onnxruntime refuse an int32 K, so it cannot be verified here
-(apply it with ``--no-verify``, last, and compile with ATC). With ``k_int32=false`` only the
+checker's type inference and onnxruntime refuse an int32 K, so it cannot be verified here:
+the step is reported unverified, naming the reason (apply it last and compile with ATC). With ``k_int32=false`` only the
 indices Cast is added: standard, and identical on onnxruntime.
 """
 
@@ -32,6 +32,9 @@ class TopkFix(PatternPass):
     exact: ClassVar[bool] = False
 
     k_int32: bool = option(True, help="make K int32 (what ATC wants; not standard ONNX: onnxruntime refuses it)")
+
+    def nonstandard(self) -> str | None:
+        return "TopK with an int32 K (what ATC wants; onnx and onnxruntime refuse it)" if self.k_int32 else None
 
     def check(self, g: Editor, m: Match) -> str | None:
         node = m.anchor

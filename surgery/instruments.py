@@ -264,6 +264,12 @@ class _Validity(Instrument):
             step.figures[self.name] = "unchanged"
             return
         error = self.problem(result.model)
+        reason = p.nonstandard() if error is not None else None
+        if reason is not None:  # refused on purpose: not the pass's fault, and not checked either
+            step.figures[self.name] = f"not checked: non-standard ONNX by design ({error})"
+            step.verification.unverified(f"non-standard ONNX by design: {reason}")
+            self.ok_before, self._last_error = False, error
+            return
         if error is None:
             step.figures[self.name] = "ok"
             self.ok_before, self._last_error = True, None
@@ -527,6 +533,11 @@ class NumericParity(Instrument):
             return
         ref = self._ref
         assert ref is not None, "before_pipeline was not called"
+        reason = p.nonstandard()
+        if reason is not None:  # onnxruntime cannot run it: compared nowhere, and said so
+            figures = step.figures[self.name] = {}
+            self._unverifiable(v, figures, capture(result.model), None, f"non-standard ONNX by design: {reason}")
+            return
         if self.contract is not None and self.contract.current_step == step.index and self.contract.current:
             after = self.contract.current
         else:

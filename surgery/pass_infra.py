@@ -96,6 +96,9 @@ class Pass:
 
     name: ClassVar[str] = ""
     exact: ClassVar[bool] = True
+    # tried by ``surgery tune`` when no --passes are named. False for rewrites that are not about
+    # speed on the target being tuned (an opset change, Ascend's channel alignment, which adds FLOPs)
+    tune_default: ClassVar[bool] = True
 
     # -- contract --------------------------------------------------------
     def requires(self, model: onnx.ModelProto) -> None:
@@ -106,6 +109,14 @@ class Pass:
 
     def ensures(self, model: onnx.ModelProto) -> None:
         """Raise PostconditionError when the pass broke its promise."""
+
+    def nonstandard(self) -> str | None:
+        """Why this pass's output is, on purpose, not standard ONNX (a vendor workaround), else None.
+
+        The checker and shape inference then report the step unverified, naming this reason,
+        instead of failing it; onnxruntime cannot run such a model, so it is compared nowhere.
+        """
+        return None
 
     def __call__(self, model: onnx.ModelProto) -> PassResult:
         self.requires(model)

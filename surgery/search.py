@@ -113,7 +113,8 @@ class SearchResult:
 
 
 def pass_candidates(registry: Mapping[str, type[Pass]], names: Sequence[str] | None = None) -> list[Candidate]:
-    """Exact passes to try: the named ones, or every exact pass of ``registry`` that needs no options.
+    """Exact passes to try: the named ones, or every exact pass of ``registry`` that needs no options
+    and is a default candidate (``Pass.tune_default``).
 
     Raises:
         UnknownNameError: a name ``registry`` does not have.
@@ -124,6 +125,8 @@ def pass_candidates(registry: Mapping[str, type[Pass]], names: Sequence[str] | N
         if name not in registry:
             raise UnknownNameError("pass", name, registry)
         cls = registry[name]
+        if names is None and not cls.tune_default:
+            continue
         if not cls.exact:
             if names is not None:
                 raise UsageError(f"pass {name} is inexact: tune only tries passes that keep the outputs")

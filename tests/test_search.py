@@ -124,6 +124,12 @@ def test_pass_candidates_are_exact_passes_that_need_no_options():
         pass_candidates(PASSES, ["fix_shapes"])
 
 
+def test_opset_changes_and_channel_alignment_are_tried_only_when_named():
+    names = {c.name for c in pass_candidates(PASSES)}
+    assert "pass convert_opset" not in names and "pass align_channels" not in names
+    assert [c.name for c in pass_candidates(PASSES, ["convert_opset"])] == ["pass convert_opset"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class RenameNodes(Pass):
     """Renames every node: changes the model, not its speed."""

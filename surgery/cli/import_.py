@@ -46,6 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="the batch size, for outputs that do not say it")
     parser.add_argument("--kind", choices=KINDS, help="read every FILE as this kind instead of guessing")
     parser.add_argument("--model", metavar="NAME", help="the model name or path to put in the records")
+    parser.add_argument("--run", metavar="DIR", help="a `surgery run --dry-run` folder: add these NPU results to "
+                        "its run.json and re-render its report.html (sides told by the om names before_bsN/after_bsN)")
     parser.add_argument("--json", action="store_true", help="print the record as JSON instead of a table")
 
 
@@ -159,6 +161,8 @@ def _aoe_log(out: Imported, text: str, where: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.run is not None:
+        return _into_run(args)
     plan = Outputs()
     for name in args.files:
         validate.path(name, "FILE")
@@ -196,6 +200,42 @@ def run(args: argparse.Namespace) -> int:
     status(True, f"imported {len(imported)} file{'s' if len(imported) != 1 else ''}: {len(record.perf)} perf rows, "
                  f"{len(profiles)} op profiles")
     return 0
+
+
+def _into_run(args: argparse.Namespace) -> int:
+    """``--run DIR``: the records join the dry-run's run.json; its report is rendered again with them."""
+    from surgery.run import attach
+
+    if args.output is not None:
+        raise UsageError("--run DIR writes into the run folder's run.json: drop -o")
+    for name in args.files:
+        validate.path(name, "FILE")
+    pairs = []
+    for name in args.files:
+        path = Path(name)
+        try:
+            found = import_file(path, kind=args.kind, batch=args.batch, model=args.model)
+        except ToolOutputError as exc:
+            msg = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
+            raise ToolOutputError(msg) from None
+        if not found.perf:
+            raise UsageError(f"{path}: a {found.kind} holds no timings to add to a run's report")
+        pairs.extend((perf, path) for perf in found.perf)
+    result = attach(args.run, pairs, recipe_of=_recipe_of)
+    if args.json:
+        print_json(result.record.to_dict())
+        return 0
+    console.print(f"record {escape(str(result.record_path))}, report {escape(str(result.report))}")
+    status(True, result.summary)
+    return 0
+
+
+def _recipe_of(name: str | None):
+    if not name:
+        return None
+    from surgery.models import RECIPES
+
+    return RECIPES.get(name)
 
 
 def _sha256(path: Path) -> str:

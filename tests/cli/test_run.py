@@ -79,6 +79,40 @@ def test_atc_dry_run_writes_the_npu_plan_and_runs_the_passes_here(tmp_path, mode
     assert "NPU host plan" in out and out.strip().splitlines()[-1].startswith("PASSED")
 
 
+def _summary(path, om, batch, median_ms):
+    times = [median_ms * f for f in (0.98, 1.0, 1.01, 1.02, 0.99)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({
+        "args": {"model": om, "batchsize": batch, "loop": 5, "device": 0, "warmup_count": 1},
+        "NPU_compute_time": {"min": min(times), "max": max(times), "mean": sum(times) / 5, "median": median_ms,
+                             "percentile(99%)": max(times), "count": 5},
+        "H2D_latency": {"min": 0.1, "max": 0.2, "mean": 0.15, "median": 0.15, "percentile(99%)": 0.2, "count": 5},
+        "D2H_latency": {"min": 0.05, "max": 0.1, "mean": 0.06, "median": 0.06, "percentile(99%)": 0.1, "count": 5},
+        "npu_compute_time_list": times, "throughput": 1000 * batch / median_ms}))
+    return path
+
+
+def test_npu_results_imported_into_a_dry_run_complete_its_report(tmp_path, model_path, capsys):
+    runs = tmp_path / "runs"
+    assert main(["run", str(model_path), "--target", "atc", "--dry-run", "--pass", "resize_nearest", "--batch", "1",
+                 "--soc", "Ascend310P3", "--runs", str(runs)]) == 0
+    (folder,) = runs.iterdir()
+    before = _summary(folder / "npu" / "before" / "bs1_summary.json", "before_bs1.om", 1, 6.4)
+    after = _summary(folder / "npu" / "after" / "bs1_summary.json", "after_bs1.om", 1, 5.1)
+    capsys.readouterr()
+    assert main(["import", str(before), str(after), "--run", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert "2 NPU records imported" in out and out.strip().splitlines()[-1].startswith("PASSED")
+    record = json.loads((folder / "run.json").read_text())
+    assert sorted((r["extra"]["side"], r["batch"]) for r in record["perf"]) == [("after", 1), ("before", 1)]
+    html = (folder / "report.html").read_text()
+    assert "156.2" in html and "196.1" in html and "(unpaired)" in html  # 1000/6.4 and 1000/5.1 samples/s
+    # -o has no place here, and a folder that is not a run is named
+    assert main(["import", str(before), "--run", str(folder), "-o", str(tmp_path / "x.json")]) == 2
+    assert main(["import", str(before), "--run", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err
+
+
 def test_atc_without_cann_says_so_before_any_work(tmp_path, model_path, capsys, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "nobin"))
     monkeypatch.delenv("ASCEND_TOOLKIT_HOME", raising=False)

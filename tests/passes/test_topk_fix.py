@@ -58,3 +58,19 @@ def test_opset9_topk_is_skipped():
     """)
     result = TopkFix()(m)
     assert not result.changed and any("K is an attribute" in n for n in result.notes)
+
+
+def test_the_non_standard_default_is_applied_and_reported_unverified_naming_why(tmp_path):
+    from surgery.cli.main import main
+
+    onnx.save(topk(), tmp_path / "m.onnx")
+    rc = main(["apply", str(tmp_path / "m.onnx"), "--pass", "topk_fix", "-o", str(tmp_path / "o.onnx"), "--json"])
+    assert rc == 0
+    import json
+
+    record = json.loads((tmp_path / "o.json").read_text())
+    assert record["verification"]["verified"] is False
+    [step] = record["passes"]
+    assert step["verification"]["status"] == "unverified" and not step["verification"]["compared"]
+    assert step["verification"]["reasons"] == ["non-standard ONNX by design: TopK with an int32 K (what ATC wants; "
+                                               "onnx and onnxruntime refuse it)"]
