@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from surgery.api import apply
+from surgery.api import apply, builtin_targets, run_model
 from surgery.apply import ApplyResult
 from surgery.errors import (
     ModelLoadError,
@@ -41,10 +41,12 @@ __all__ = [
     "VerificationError",
     "__version__",
     "apply",
+    "builtin_targets",
     "load_model",
     "load_model_file",
     "model_digest",
     "option",
+    "run_model",
     "save_model",
     "summarize",
 ]

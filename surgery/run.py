@@ -230,6 +230,10 @@ class _Run:
             raise UsageError(f"{self.name}: no passes to run (its recipe has none: give --pass NAME ...)")
         if request.budget is not None and all(p.exact for p in self.passes):
             raise UsageError(f"--budget {request.budget} judges inexact passes, and every pass of this run is exact")
+        if (request.data is not None or request.generate is not None) and \
+                (self.recipe is None or self.recipe.evaluation is None):
+            raise UsageError(f"{self.name} is not a zoo model: --data/--generate evaluate a zoo model's task "
+                             "(each pass of a plain model is still verified or judged by --budget)")
         if request.data is None and request.generate is None and request.budget is not None \
                 and request.budget.labelled:
             raise UsageError(f"--budget {request.budget} needs labels: give --data DIR")
@@ -452,8 +456,7 @@ class _Run:
         from surgery.eval import before_after
         from surgery.eval import fidelity as fid
 
-        if self.recipe is None or self.recipe.evaluation is None:
-            raise UsageError(f"{self.name} has no recipe: --data/--generate need a zoo model's task")
+        assert self.recipe is not None and self.recipe.evaluation is not None  # resolve() refused it
         spec = fid.TaskSpec(self.recipe, request.mode)
         data_key = _data_key(request.data) if request.data else None
         options = {"data": data_key, "generate": request.generate, "limit": request.limit, "mode": request.mode,

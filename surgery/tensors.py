@@ -172,7 +172,14 @@ def tensor_data_bytes(tensor: onnx.TensorProto) -> bytes:
         return tensor.raw_data
     from onnx import numpy_helper
 
-    return numpy_helper.to_array(tensor).tobytes()
+    try:
+        return numpy_helper.to_array(tensor).tobytes()
+    except (ValueError, TypeError) as exc:  # values that do not fill the dims, a dtype numpy cannot hold
+        from surgery.errors import ModelLoadError
+
+        dims = "x".join(map(str, tensor.dims)) or "scalar"
+        raise ModelLoadError(f"tensor {tensor.name!r} ({dims}): its values do not match its dims and dtype "
+                             f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
 
 
 # ---------------------------------------------------------------------------

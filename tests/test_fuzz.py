@@ -47,3 +47,15 @@ def test_mutants_are_reproducible(fuzz, tmp_path):
     a = fuzz.make_mutant(17, 3, tmp_path / "a")
     b = fuzz.make_mutant(17, 3, tmp_path / "b")
     assert a.mutations == b.mutations and a.path.read_bytes() == b.path.read_bytes()
+
+
+def test_mutant_1616_values_that_do_not_fill_their_dims_are_one_line_not_an_internal_error(fuzz, tmp_path, capsys):
+    # found by the 10,000-mutant run: an If branch's Constant whose typed values do not fill its dims,
+    # in a model whose mutated dims make it "large", reached numpy's reshape through the digest
+    from surgery.cli.main import main
+
+    mutant = fuzz.make_mutant(1616, 0, tmp_path)
+    rc = main(["apply", str(mutant.path), "--pass", "truncate", "tensors=r", "-o", str(tmp_path / "o.onnx")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "its values do not match its dims" in err, err
+    assert not (tmp_path / "o.onnx").exists()

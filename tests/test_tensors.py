@@ -46,3 +46,4 @@ def test_the_fast_data_walk_sees_every_tensor_the_described_walk_sees():
 
     model = everywhere(300)
     assert total_data_nbytes(model) == sum(data_nbytes(s.tensor) for s in iter_tensors(model)) > 4 * 300 * 4
+

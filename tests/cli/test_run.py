@@ -128,6 +128,7 @@ def test_atc_without_cann_says_so_before_any_work(tmp_path, model_path, capsys, 
     (["--fallback"], "--fallback keeps an accuracy budget"),
     (["--limit", "3"], "--limit applies to --data"),
     (["--generate", "0"], "--generate must be >= 1"),
+    (["--pass", "resize_nearest", "--generate", "2"], "not a zoo model"),
     (["--budget", "top1=0.5"], "must be <= 0"),
 ])
 def test_usage_errors(model_path, capsys, argv, message, tmp_path):
