@@ -22,13 +22,6 @@ class SliceSpec:
     axes: tuple[int, ...]
     steps: tuple[int, ...]
 
-    def on_axis(self, axis: int) -> tuple[int, int, int] | None:
-        for k, a in enumerate(self.axes):
-            if a == axis:
-                return self.starts[k], self.ends[k], self.steps[k]
-        return None
-
-
 def read_slice(g: Editor, node: onnx.NodeProto) -> SliceSpec | str:
     """The constant parameters of a Slice, or why they cannot be read."""
     if g.opset < 10:

@@ -355,16 +355,6 @@ def value_shape(vi: onnx.ValueInfoProto) -> list[int | str] | None:
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in t.shape.dim]
 
 
-def tensor_numel(tensor: onnx.TensorProto) -> int:
-    """Elements the tensor's dims call for."""
-    return math.prod(tensor.dims)
-
-
-def tensor_nbytes(tensor: onnx.TensorProto) -> int:
-    """Bytes the tensor's dims and dtype call for (0 for strings, unknown types and negative dims)."""
-    return declared_nbytes(tensor)
-
-
 def iter_nodes(graph: onnx.GraphProto) -> Iterator[onnx.NodeProto]:
     """All nodes, including those in subgraphs (If/Loop/Scan bodies)."""
     for node in graph.node:
@@ -506,9 +496,6 @@ class GraphIndex:
         self.initializers = {t.name: t for t in graph.initializer}
         self.inputs = {v.name: v for v in graph.input}
         self.output_names = [o.name for o in graph.output]
-
-    def node_inputs(self, i: int) -> list[str]:
-        return self.reads[i]
 
     def live_nodes(self, roots: list[str]) -> list[int]:
         """Indices (in graph order) of the nodes that the tensors ``roots`` depend on."""

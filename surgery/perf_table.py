@@ -290,11 +290,6 @@ def fmt_ratio(cell: Cell) -> str:
     return "—"
 
 
-def _short_error(error: str, limit: int = 60) -> str:
-    text = " ".join(error.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 def diff_grid(diff: PerfDiff) -> tuple[list[str], list[list[str]], list[str]]:
     """Headers, text rows and footnotes of the side-by-side table (for the rich and markdown renderers).
 

@@ -122,9 +122,6 @@ class Editor:
         """Whether ``name`` is an output of this graph."""
         return name in self._output_set
 
-    def is_graph_input(self, name: str) -> bool:
-        return name in self.input_names
-
     def constant(self, name: str) -> np.ndarray | None:
         """The value of ``name`` if it is constant: an initializer (not overridable as a graph input), a
         Constant node's output, or a small shape expression over static dims (``Shape → Gather → Div``:
@@ -242,11 +239,6 @@ class Editor:
         if not tt.HasField("shape"):
             return None
         return tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in tt.shape.dim)
-
-    def static_shape(self, name: str) -> tuple[int, ...] | None:
-        """``name``'s shape when every dim is a known integer."""
-        s = self.shape(name)
-        return s if s is not None and all(isinstance(d, int) for d in s) else None  # type: ignore[return-value]
 
     # -- names
     def unique_name(self, hint: str) -> str:

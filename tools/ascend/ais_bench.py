@@ -237,17 +237,6 @@ def parse_summary_text(text: str, *, batch: int | None = None, model: str | None
                       throughput=eff * 1000.0 / stats["mean"] if eff else None, source=where, extra=extra)
 
 
-def find_summary_json(output: str | os.PathLike, output_dirname: str | None = None) -> Path | None:
-    """The summary of a run under ``output``: ``<dirname>_summary.json``, else the newest ``sumary.json``."""
-    root = Path(output)
-    if output_dirname:
-        candidate = root / f"{output_dirname}_summary.json"
-        if candidate.is_file():
-            return candidate
-    found = sorted([*root.glob("*_summary.json"), *root.glob("*/sumary.json")], key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
-
-
 def step(options: AisBenchOptions, description: str, *, batch: int | None = None, build: str | None = None,
          group: str = "") -> Step:
     """The plan step of one ais_bench run (needs the interpreter with the ais_bench module)."""

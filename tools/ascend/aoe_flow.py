@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from surgery.atomic import write_text_atomic
-from surgery.errors import ModelLoadError, UsageError
+from surgery.errors import UsageError
 from surgery.records import PerfRecord, now_iso
 from surgery.targets.plan import Plan, Step
 
@@ -341,7 +341,3 @@ def _provenance(config: TuneConfig, batch: int, tuning: Sequence[StepResult]) ->
     return provenance
 
 
-def check_config_paths(config: TuneConfig) -> None:
-    """Fail early on a missing ONNX (a real run only; a dry run may plan the export)."""
-    if not Path(config.onnx).is_file():
-        raise ModelLoadError(f"ONNX model not found: {config.onnx}")

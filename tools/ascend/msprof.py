@@ -249,12 +249,6 @@ def sniff(header_line: str) -> str | None:
     return None
 
 
-def find_csvs(prof_dir: str | os.PathLike) -> dict[str, list[Path]]:
-    """``op_summary`` and ``op_statistic`` CSVs under a ``PROF_*`` folder."""
-    root = Path(prof_dir)
-    return {kind: sorted(root.rglob(f"{kind}_*.csv")) for kind in ("op_summary", "op_statistic")}
-
-
 def compare(before: OpProfile, after: OpProfile, op_types: Sequence[str] = WATCHED) -> dict[str, Mapping[str, Any]]:
     """Count and time of each watched op type, before vs after a rewrite."""
     out: dict[str, Mapping[str, Any]] = {}
