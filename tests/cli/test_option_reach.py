@@ -18,7 +18,7 @@ import pytest
 
 from surgery.cli.main import VERBS, build_parser
 
-CLI = Path(importlib.import_module("surgery.cli").__file__).parent
+CLI = Path(importlib.import_module("surgery.cli.main").__file__).parent
 HELPERS = [p for p in CLI.glob("_*.py") if p.name != "__init__.py"]
 # read outside the verb modules: the parser's own (--help) and main's
 GLOBAL = {"help", "debug", "verb", "_run", "_unavailable", "argv"}
