@@ -234,18 +234,20 @@ class Row:
     figures: dict[str, Any] = field(default_factory=dict)
 
 
-def int8_pass(model: onnx.ModelProto, calib_dir: Path, samples: int, shape: tuple[int, ...]) -> Any:
+def int8_pass(model: onnx.ModelProto, calib_dir: Path, samples: int, shape: tuple[int, ...],
+              exclude_ops: tuple[str, ...] = ()) -> Any:
     from surgery.passes import QuantizeInt8
 
     name = model_input_name(model)
-    return QuantizeInt8(calib=str(calib_dir), samples=samples, shapes=f"{name}:{'x'.join(map(str, shape))}")
+    return QuantizeInt8(calib=str(calib_dir), samples=samples, shapes=f"{name}:{'x'.join(map(str, shape))}",
+                        exclude_ops=exclude_ops)
 
 
-def quantize(model: onnx.ModelProto, calib_dir: Path, samples: int, shape: tuple[int, ...]
-             ) -> tuple[onnx.ModelProto, dict[str, Any]]:
+def quantize(model: onnx.ModelProto, calib_dir: Path, samples: int, shape: tuple[int, ...],
+             exclude_ops: tuple[str, ...] = ()) -> tuple[onnx.ModelProto, dict[str, Any]]:
     """quantize_int8 through surgery.apply (verified: checker, parity deviation)."""
     name = model_input_name(model)
-    p = int8_pass(model, calib_dir, samples, shape)
+    p = int8_pass(model, calib_dir, samples, shape, exclude_ops)
     started = time.perf_counter()
     result = apply(model, [p], samples=1, input_shapes={name: shape}, verify_batches=())
     seconds = time.perf_counter() - started
@@ -342,15 +344,21 @@ def ocr_part(args: argparse.Namespace, work: Path) -> list[Row]:
     truth = [t for _, t in lines]
 
     small = args.fallback_judge
-    for name, model, calib, shape, evaluator, scan in (
-            ("PP-OCRv4 det", det, det_calib, DET_SHAPE, DetAgreement(det_judge), DetAgreement(det_judge[:small])),
-            ("PP-OCRv4 rec", rec, rec_calib, REC_SHAPE, RecAgreement(rec_judge, chars),
-             RecAgreement(rec_judge[:small], chars))):
+    cases = [("PP-OCRv4 det", det, det_calib, DET_SHAPE, DetAgreement(det_judge), DetAgreement(det_judge[:small]), ()),
+             ("PP-OCRv4 rec", rec, rec_calib, REC_SHAPE, RecAgreement(rec_judge, chars),
+              RecAgreement(rec_judge[:small], chars), ())]
+    if args.rec_float_ops:  # the recogniser again with these op types left in float (exclude_ops=)
+        ops = tuple(args.rec_float_ops.split(","))
+        cases.append((f"PP-OCRv4 rec, {'+'.join(ops)} in float", rec, rec_calib, REC_SHAPE,
+                      RecAgreement(rec_judge, chars), RecAgreement(rec_judge[:small], chars), ops))
+    if args.only_variant:
+        cases = cases[2:]
+    for name, model, calib, shape, evaluator, scan, float_ops in cases:
         row = Row(name, "x".join(map(str, shape)))
-        int8, info = quantize(model, calib, args.calib, shape)
+        int8, info = quantize(model, calib, args.calib, shape, float_ops)
         row.figures.update(info)
         row.figures["agreement"] = evaluator.bind(model)(int8)
-        if name.endswith("rec"):
+        if "rec" in name:
             decoded = {"float": [ctc_decode(o, chars) for o in _run_all(model, rec_judge)],
                        "int8": [ctc_decode(o, chars) for o in _run_all(int8, rec_judge)]}
             row.figures["text_accuracy"] = {k: float(np.mean([d.strip() == t for d, t in zip(v, truth, strict=True)]))
@@ -524,6 +532,9 @@ def main() -> None:
                         help="samples the fallback's per-layer scan judges on (16; the final figure uses --judge)")
     parser.add_argument("--max-time", type=float, default=20.0, help="seconds of interleaved timing per model (20)")
     parser.add_argument("--precision", type=float, default=0.02, help="stop timing at this half-width (0.02)")
+    parser.add_argument("--rec-float-ops", default="", metavar="OPS",
+                        help="also quantize the recogniser with these op types left in float (e.g. MatMul)")
+    parser.add_argument("--only-variant", action="store_true", help="with --rec-float-ops: only that row")
     parser.add_argument("--no-timing", action="store_true", help="skip latency (figures that need a quiet host)")
     parser.add_argument("--json", help="write every figure here")
     args = parser.parse_args()

@@ -207,6 +207,7 @@ class _Run:
         self.vendor = BENCH not in self.target.honours or EVAL not in self.target.honours
         self.notes: list[str] = []
         self.bisection = ""
+        self.export_seconds = 0.0
 
     # -- 1. the model before ---------------------------------------------
 
@@ -545,10 +546,11 @@ def run(request: RunRequest, *, zoo: Zoo, registry: Mapping[str, type[Pass]], ta
         # a missing tool is said before the export and the passes, not after them
         state.target.require(TUNE if request.aoe else COMPILE)
     events.phase("export")
+    started = time.perf_counter()
     state.resolve()
+    state.export_seconds = round(time.perf_counter() - started, 3)
     state.open_folder()
     state.before()
-    started = time.perf_counter()
     indexed = list(enumerate(state.passes))
     excluded: dict[int, str] = {}
     events.phase(f"passes ({len(indexed)})")
@@ -653,7 +655,10 @@ def _finish(state: _Run, outcomes: list[PassOutcome], records: list[PerfRecord],
     record.extra = {"run_folder": str(folder.path), "batches": list(state.batches), "notes": state.notes,
                     "bisection": state.bisection, "reused_steps": list(folder.reused),
                     "before_summary": state.before_info.get("summary"), "after_summary": after.to_dict(),
-                    "plan": str(plan_path) if plan_path else None, "dry_run": request.dry_run}
+                    "plan": str(plan_path) if plan_path else None, "dry_run": request.dry_run,
+                    # wall time by step in this run (export: resolving the model, a zoo export or a cache hit;
+                    # a step reused from an earlier run: 0); the report and the run record itself come after
+                    "step_seconds": {"export": state.export_seconds, **folder.seconds()}}
     ok, summary = _status(state, outcomes, records, evaluation, plan_path)
     record.status, record.reason = ("PASSED" if ok else "FAILED"), ("" if ok else summary)
     record_path = folder.file("run.json")

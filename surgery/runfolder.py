@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ class StepState:
     outputs: list[str] = field(default_factory=list)  # file names inside the run folder
     result: Any = None
     reused_from: str | None = None
+    seconds: float = 0.0  # how long its work took when it ran (0 while running; kept when reused)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -148,7 +150,7 @@ class RunFolder:
             for out in found.outputs:
                 _link_or_copy(folder / out, self.path / out)
             self.steps[name] = StepState(name=name, key=key, status="done", outputs=list(found.outputs),
-                                         result=found.result, reused_from=str(folder))
+                                         result=found.result, reused_from=str(folder), seconds=found.seconds)
             self.reused.append(name)
             self.save()
             return found.result
@@ -157,6 +159,7 @@ class RunFolder:
         scratch.mkdir(parents=True)
         self.steps[name] = StepState(name=name, key=key)
         self.save()
+        started = time.perf_counter()
         try:
             outputs = StepOutputs(scratch)
             result = work(outputs)
@@ -171,9 +174,14 @@ class RunFolder:
                     outputs.names.append(extra.name)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        self.steps[name] = StepState(name=name, key=key, status="done", outputs=outputs.names, result=result)
+        self.steps[name] = StepState(name=name, key=key, status="done", outputs=outputs.names, result=result,
+                                     seconds=round(time.perf_counter() - started, 3))
         self.save()
         return result
+
+    def seconds(self) -> dict[str, float]:
+        """Each step's time in this run: what its work took, 0 for a step reused from an earlier run."""
+        return {name: (0.0 if name in self.reused else state.seconds) for name, state in self.steps.items()}
 
     def file(self, name: str) -> Path:
         return self.path / name

@@ -75,3 +75,20 @@ def test_keys_change_with_what_decides_the_result():
     assert base == step_key("apply", {"pass": "resize_nearest"}, {"model": "d1"}, "0.1")
     assert base != step_key("apply", {"pass": "resize_nearest"}, {"model": "d2"}, "0.1")
     assert base != step_key("apply", {"pass": "resize_nearest"}, {"model": "d1"}, "0.2")
+
+
+def test_each_step_keeps_the_time_its_work_took_and_a_reused_one_costs_nothing(tmp_path):
+    import time as _time
+
+    folder = RunFolder.open(tmp_path, "m", "k1")
+
+    def slow(out):
+        _time.sleep(0.05)
+        out.path("a.txt").write_text("a")
+        return {}
+
+    folder.step("a", "key-a", slow)
+    assert folder.seconds()["a"] >= 0.05
+    again = RunFolder.open(tmp_path, "m", "k2")
+    again.step("a", "key-a", slow)  # found done in the first folder: linked, not run
+    assert again.seconds() == {"a": 0.0} and again.steps["a"].seconds >= 0.05

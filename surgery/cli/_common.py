@@ -180,7 +180,7 @@ def external_files(model_path: str | os.PathLike) -> list[str]:
 
 
 def plan_apply_outputs(args: argparse.Namespace, source: Any, input_path: Path, out_path: Path,
-                       pass_names: list[str], record_default: Path) -> tuple[Path, Path]:
+                       pass_names: list[str], record_default: Path, before: Path | None = None) -> tuple[Path, Path]:
     """apply's outputs, checked before any pass runs: the model (and its data file), the record, snapshots.
 
     Args:
@@ -190,6 +190,7 @@ def plan_apply_outputs(args: argparse.Namespace, source: Any, input_path: Path, 
         out_path: where the model goes.
         pass_names: the passes in order (each gets a snapshot file).
         record_default: the record's default path.
+        before: where a zoo model's export (the model before the passes) is written too.
 
     Returns:
         (the output model's path, the record's path).
@@ -209,6 +210,8 @@ def plan_apply_outputs(args: argparse.Namespace, source: Any, input_path: Path, 
     size = source.nbytes + source.data_bytes
     out = plan.model(out_path, flag="-o" if args.output else "", size=size)
     record, _ = plan.record(args.record, record_default, model={"digest": source.digest}, overwrite=args.overwrite)
+    if before is not None:
+        plan.model(before, "the model before the passes", flag="", size=size)
     if args.snapshot:
         folder = plan.folder(args.snapshot, "the snapshot folder", flag="--snapshot")
         for k, name in enumerate(pass_names):

@@ -108,9 +108,11 @@ def run(args: argparse.Namespace) -> int:
     source = load_model_file(ref.path)
     out_path = _output_path(args, ref)
     planned_record = None
+    # a zoo model's export is written beside the output: the "before" of a before/after comparison
+    before_path = _before_path(args, ref, out_path) if ref.recipe is not None and not args.dry_run else None
     if not args.dry_run:  # every output checked against the inputs and each other before any pass runs
         out_path, planned_record = plan_apply_outputs(args, source, ref.path, out_path, [p.name for p in passes],
-                                                      _record_path(out_path))
+                                                      _record_path(out_path), before=before_path)
 
     record = RunRecord(command="apply", argv=["surgery", *args.argv])
     record.input_model = {"path": str(ref.path), "digest": source.digest, "bytes": source.nbytes,
@@ -176,6 +178,9 @@ def run(args: argparse.Namespace) -> int:
 
     saved = save_model(result.model, out_path, protect=None if args.overwrite else ref.path)
     record.output_model = {"path": str(saved.path), "digest": saved.digest, "bytes": saved.nbytes}
+    if before_path is not None:  # the passes edited the loaded copy in place: the export is read again
+        kept = save_model(load_model_file(ref.path).model, before_path, protect=ref.path)
+        record.extra["before_model"] = {"path": str(kept.path), "digest": kept.digest, "bytes": kept.nbytes}
     record_path = planned_record or _record_path(saved.path)
     record.save(record_path)
     if quiet:
@@ -183,8 +188,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     console.print(_table(result.before, result.after))
     console.print(f"wrote {saved.path} ({fmt_bytes(saved.nbytes)}), record {record_path}")
+    if before_path is not None:
+        console.print(f"wrote the model before the passes (the zoo export) to {before_path}: "
+                      f"surgery bench {before_path.name} {saved.path.name} compares them")
     status(True, escape(summary))
     return 0
+
+
+def _before_path(args: argparse.Namespace, ref: Any, out_path: Path) -> Path:
+    """``unetpp.before.onnx`` in the current folder by default; ``X.before.onnx`` beside ``-o X.onnx``."""
+    if not args.output:
+        return Path.cwd() / f"{ref.recipe.name}.before.onnx"
+    return out_path.with_name(out_path.name.removesuffix(".onnx") + ".before.onnx")
 
 
 def _fidelity(args: argparse.Namespace, recipe: Any | None, shapes: dict) -> list[Instrument]:

@@ -146,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
     rows = perf_rows(result.record.perf, None)
     if rows:
         print_table(_perf_table(rows))
+    steps = result.record.extra.get("step_seconds") or {}
+    if steps:
+        console.print("[dim]time by step: " + escape(" · ".join(f"{k} {v:.1f} s" for k, v in steps.items())) + "[/]")
     console.print(f"run folder {escape(str(result.folder))}")
     if result.reused:
         console.print(f"[dim]reused unchanged steps: {escape(', '.join(result.reused))}[/]")

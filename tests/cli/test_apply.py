@@ -137,6 +137,12 @@ def test_zoo_name_with_variant_exports_then_applies(tmp_path, capsys, monkeypatc
     assert "resize_nearest (inexact): no match" in text  # the variant already exported nearest Resizes
     modes = {a.s for n in onnx.load(out).graph.node if n.op_type == "Resize" for a in n.attribute if a.name == "mode"}
     assert modes == {b"nearest"}
+    # the zoo export (the model before the passes) is written beside the output, for before/after comparisons
+    before = tmp_path / "unetpp.before.onnx"
+    assert before.is_file() and f"to {before}" in text
+    record = json.loads((tmp_path / "unetpp.json").read_text())
+    assert record["extra"]["before_model"]["path"] == str(before)
+    assert record["extra"]["before_model"]["digest"] == record["input_model"]["digest"]
 
 
 # -- issue 9: the closing line never claims more than was checked ------------------------------------
