@@ -141,8 +141,10 @@ def _perf(d: ReportData) -> str:
         ci = "—"
         if r.ratio is not None:
             ci = f"×{r.ratio:.3f}"
-            if r.low is not None and r.high is not None:
+            if r.low is not None and r.high is not None and r.low > 0:
                 ci += f" [{r.low:.3f}, {r.high:.3f}]"
+            else:
+                ci += " (too few rounds for an interval)"
         verdict = r.verdict + ("" if r.paired or not r.verdict else " (unpaired)")
         cls = {"faster": "ok", "slower": "bad"}.get(r.verdict, "")
         cells = [str(r.batch), _fps(r.before_fps, r.before_error), _fps(r.after_fps, r.after_error), ci,

@@ -76,8 +76,11 @@ def pass_rows(passes: Sequence[Mapping[str, Any]]) -> list[PassRow]:
         speed = p.get("speed") or {}
         why = p.get("why", "")
         if speed.get("ratio") is not None and p.get("decision") == "kept":
+            low, high = speed.get("low"), speed.get("high")
+            interval = (f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None and low > 0
+                        else "(too few rounds for an interval)")
             why = (why + "; " if why else "") + (f"speed at batch {speed['batch']}: ×{speed['ratio']:.3f} "
-                                                 f"[{speed['low']:.3f}, {speed['high']:.3f}] {speed['verdict']}")
+                                                 f"{interval} {speed['verdict']}")
         rows.append(PassRow(name=str(p.get("name")), exact=bool(p.get("exact")), counts=dict(p.get("counts") or {}),
                             seconds=float(p.get("seconds") or 0.0), verification=verification,
                             parity=str(p.get("parity") or ""),

@@ -124,8 +124,16 @@ class RatioCI:
         """Half the interval's width, relative to the ratio (0.03 means ±3 %)."""
         return (self.high - self.low) / 2 / self.ratio if self.ratio else float("nan")
 
+    @property
+    def bounded(self) -> bool:
+        """Whether the interval has finite, positive bounds (too few rounds give none)."""
+        return math.isfinite(self.high) and self.low > 0
+
     def describe(self) -> str:
-        return f"×{self.ratio:.3f} [{self.low:.3f}, {self.high:.3f}]" + ("" if self.paired else " unpaired")
+        tail = "" if self.paired else " unpaired"
+        if not self.bounded:
+            return f"×{self.ratio:.3f} (too few rounds for an interval){tail}"
+        return f"×{self.ratio:.3f} [{self.low:.3f}, {self.high:.3f}]{tail}"
 
     def to_dict(self) -> dict[str, float | int | str | bool | None]:
         """The fields, with an interval that has no bound (too few rounds) as ``None``: JSON has no infinity."""

@@ -209,3 +209,12 @@ def test_median_half_width_of_one_model_alone():
     steady = 2.0 * (1 + 0.01 * rng.standard_normal(400))
     assert median_half_width(steady, [20] * 20) < 0.01
     assert median_half_width(steady[:100], [20] * 5) == math.inf  # 5 rounds: no 95 % interval
+
+
+def test_an_unbounded_interval_is_described_as_such_not_as_zero_to_infinity():
+    from surgery.stats import RatioCI
+
+    assert RatioCI(ratio=0.995, low=0.0, high=math.inf, paired=True).describe() == \
+        "×0.995 (too few rounds for an interval)"
+    assert RatioCI(ratio=1.008, low=0.949, high=1.159, paired=True).describe() == "×1.008 [0.949, 1.159]"
+    assert RatioCI(ratio=1.0, low=0.9, high=1.1).describe().endswith(" unpaired")

@@ -177,7 +177,8 @@ def _perf_table(rows: list) -> Table:
         table.add_column(h, justify="left" if h == "verdict" else "right")
     for r in rows:
         ci = "—" if r.ratio is None else f"×{r.ratio:.3f}" + (
-            f" [{r.low:.3f}, {r.high:.3f}]" if r.low is not None else "")
+            f" [{r.low:.3f}, {r.high:.3f}]" if r.low is not None and r.high is not None and r.low > 0
+            else " (too few rounds for an interval)")
         verdict = r.verdict + ("" if r.paired or not r.verdict else " (unpaired)")
         table.add_row(str(r.batch), _fps(r.before_fps, r.before_error), _fps(r.after_fps, r.after_error), ci,
                       escape(verdict))
