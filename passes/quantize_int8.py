@@ -37,6 +37,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import tempfile
 import time
@@ -151,8 +152,9 @@ class QuantizeInt8(Pass):
             raise UsageError(f"pass {self.name}: no calibration samples from {source.describe()}")
         notes: list[str] = []
         big = is_large(model)  # ByteSize() serialises the whole model and fails above 2 GB
-        with tempfile.TemporaryDirectory(prefix="surgery-int8-") as tmp, _captured_logs() as logged:
-            cache = Path(self.cache_dir) if self.cache_dir else Path(tmp)
+        with tempfile.TemporaryDirectory(prefix="surgery-int8-") as tmp, _captured_logs() as logged, \
+                _scratch_cwd(Path(tmp) / "cwd"):
+            cache = Path(self.cache_dir).resolve() if self.cache_dir else Path(tmp)
             cache.mkdir(parents=True, exist_ok=True)
             prepared_path, prepared = self._prepared(model, feeds, cache, big, notes)
             calib_json = cache / f"{self._calibration_key(model, source, shapes)}.calib.json"
@@ -297,6 +299,19 @@ def _convert_opset(model: onnx.ModelProto, target: int, feed: Feed) -> onnx.Mode
                             f"(max abs {diff.max_abs:.3g}); use per_channel=false to stay at this opset",
                             QuantizeInt8.name)
     return converted
+
+
+@contextlib.contextmanager
+def _scratch_cwd(folder: Path) -> Iterator[None]:
+    """Run in a scratch working folder: onnxruntime's quantization tools drop files in the current one
+    (``sym_shape_infer_temp.onnx`` and a ``<uuid>.data`` copy of the weights), which is the user's."""
+    folder.mkdir(parents=True, exist_ok=True)
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        yield
+    finally:
+        os.chdir(here)
 
 
 def _preprocess(model: onnx.ModelProto, big: bool, notes: list[str]) -> onnx.ModelProto:

@@ -195,3 +195,19 @@ def test_a_second_run_changes_nothing(quantized):
     result = QuantizeInt8(samples=4)(again)
     assert not result.changed and result.notes[0].startswith("already quantized (DequantizeLinear")
     assert again.SerializeToString() == after.SerializeToString()
+
+
+
+def test_onnxruntimes_scratch_files_never_land_in_the_current_folder(tmp_path, monkeypatch):
+    # on the UNet++ export, quant_pre_process's symbolic shape inference wrote sym_shape_infer_temp.onnx and
+    # a <uuid>.data copy of the 36 MB of weights into the working folder, which is the user's
+    pytest.importorskip("torch", reason="exports the zoo model")
+    from surgery.cli.main import main
+
+    here = tmp_path / "cwd"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["apply", "unetpp", "--pass", "quantize_int8", "samples=2", "--no-verify",
+                 "-o", str(tmp_path / "o.onnx")]) == 0
+    assert sorted(p.name for p in here.iterdir()) == []
+    assert (tmp_path / "o.onnx").is_file()
