@@ -128,3 +128,6 @@ def test_models_swept_together_share_one_pairing_id_per_batch():
     assert a[0].rounds == b[0].rounds and sum(a[0].rounds) == 12
     alone = sweep_one(conv_model("N"), run_jobs, target="ort-cpu", batches=[1], measure=FAST)
     assert alone[0].pairing is None and alone[0].rounds
+    # measured together, the idle session's threads do not spin (onnxruntime's default otherwise)
+    assert a[0].settings["spinning"] is False and b[0].settings["spinning"] is False
+    assert alone[0].settings["spinning"] is None

@@ -10,6 +10,7 @@ Session settings (threads, graph optimization level, execution mode) are a froze
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import os
@@ -69,6 +70,12 @@ class OrtOptions:
     inter_op_threads: int = 0
     graph_optimization: str = "all"
     execution_mode: str = "sequential"
+    # intra-op threads spin-wait between calls (onnxruntime's default). None: as onnxruntime does for
+    # one model, off when several are measured together in one process (run_jobs), where an idle
+    # session's spinning pool takes cores from the one being timed: with a busy core beside it, the
+    # conv stack of benchmarks/bench_ab.py ran 4.03 ms a call spinning and 2.05 ms not, and the A/B
+    # ratio of two identical sessions spread 0.977-1.106 spinning vs 0.995-1.024 not
+    spinning: bool | None = None
 
     def __post_init__(self) -> None:
         if self.target not in PROVIDERS:
@@ -145,6 +152,8 @@ def session_options(options: OrtOptions) -> Any:
     }[options.graph_optimization]
     so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if options.execution_mode == "parallel"
                          else ort.ExecutionMode.ORT_SEQUENTIAL)
+    if options.spinning is not None:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
     return so
 
 
@@ -205,8 +214,11 @@ def run_jobs(jobs: Sequence[Job], measure: Measure, on_progress: ProgressFn | No
     """
     records: list[PerfRecord] = []
     live: list[tuple[int, _Prepared]] = []
+    together = len(jobs) > 1
     for job in jobs:
         options = job.options if isinstance(job.options, OrtOptions) else OrtOptions()
+        if together and options.spinning is None:  # measured together: idle pools must not spin (see OrtOptions)
+            options = dataclasses.replace(options, spinning=False)
         rec = PerfRecord(target=options.target, batch=0, target_version=version(), warmup=1,
                          source="measured", settings=options.settings())
         records.append(rec)

@@ -70,6 +70,12 @@ def test_session_settings_reach_onnxruntime():
     assert session.get_providers() == ["CPUExecutionProvider"]
 
 
+def test_spinning_reaches_the_session_config():
+    for spinning, value in ((False, "0"), (True, "1")):
+        so = ort_tool.session_options(OrtOptions(spinning=spinning))
+        assert so.get_session_config_entry("session.intra_op.allow_spinning") == value
+
+
 def test_bad_model_bytes_raise_one_line():
     with pytest.raises(RuntimeError, match="onnxruntime cannot load the model"):
         ort_tool.make_session(b"not a model")
