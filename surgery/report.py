@@ -20,6 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from surgery.stats import interval_text
+
 SECTIONS = ("summary", "perf", "plots", "passes", "ops", "eval", "provenance")
 
 
@@ -140,11 +142,7 @@ def _perf(d: ReportData) -> str:
     for r in d.perf:
         ci = "—"
         if r.ratio is not None:
-            ci = f"×{r.ratio:.3f}"
-            if r.low is not None and r.high is not None and r.low > 0:
-                ci += f" [{r.low:.3f}, {r.high:.3f}]"
-            else:
-                ci += " (too few rounds for an interval)"
+            ci = f"×{r.ratio:.3f} {interval_text(r.low, r.high)}"
         verdict = r.verdict + ("" if r.paired or not r.verdict else " (unpaired)")
         cls = {"faster": "ok", "slower": "bad"}.get(r.verdict, "")
         cells = [str(r.batch), _fps(r.before_fps, r.before_error), _fps(r.after_fps, r.after_error), ci,

@@ -13,7 +13,7 @@ from surgery.pairing import measured_together, speedup
 from surgery.recipe import Recipe
 from surgery.records import PerfRecord
 from surgery.report import MetricRow, PassRow, PerfRow, ReportData
-from surgery.stats import FASTER, SAME, SLOWER
+from surgery.stats import FASTER, SAME, SLOWER, interval_text
 
 
 def _side(record: PerfRecord) -> str:
@@ -76,9 +76,7 @@ def pass_rows(passes: Sequence[Mapping[str, Any]]) -> list[PassRow]:
         speed = p.get("speed") or {}
         why = p.get("why", "")
         if speed.get("ratio") is not None and p.get("decision") == "kept":
-            low, high = speed.get("low"), speed.get("high")
-            interval = (f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None and low > 0
-                        else "(too few rounds for an interval)")
+            interval = interval_text(speed.get("low"), speed.get("high"))
             why = (why + "; " if why else "") + (f"speed at batch {speed['batch']}: ×{speed['ratio']:.3f} "
                                                  f"{interval} {speed['verdict']}")
         rows.append(PassRow(name=str(p.get("name")), exact=bool(p.get("exact")), counts=dict(p.get("counts") or {}),

@@ -96,6 +96,13 @@ def throughput(effective_batch: int, mean_latency_ms: float) -> float:
     return effective_batch * 1000.0 / mean_latency_ms if mean_latency_ms > 0 else float("nan")
 
 
+def interval_text(low: float | None, high: float | None) -> str:
+    """``[0.950, 1.050]``, or words when too few rounds bounded it (None, 0 or infinite bounds)."""
+    if low is None or high is None or not math.isfinite(high) or low <= 0:
+        return "(too few rounds for an interval)"
+    return f"[{low:.3f}, {high:.3f}]"
+
+
 @dataclass(frozen=True)
 class RatioCI:
     """A speed-up of B over A with its confidence interval and verdict.
@@ -124,16 +131,8 @@ class RatioCI:
         """Half the interval's width, relative to the ratio (0.03 means ±3 %)."""
         return (self.high - self.low) / 2 / self.ratio if self.ratio else float("nan")
 
-    @property
-    def bounded(self) -> bool:
-        """Whether the interval has finite, positive bounds (too few rounds give none)."""
-        return math.isfinite(self.high) and self.low > 0
-
     def describe(self) -> str:
-        tail = "" if self.paired else " unpaired"
-        if not self.bounded:
-            return f"×{self.ratio:.3f} (too few rounds for an interval){tail}"
-        return f"×{self.ratio:.3f} [{self.low:.3f}, {self.high:.3f}]{tail}"
+        return f"×{self.ratio:.3f} {interval_text(self.low, self.high)}" + ("" if self.paired else " unpaired")
 
     def to_dict(self) -> dict[str, float | int | str | bool | None]:
         """The fields, with an interval that has no bound (too few rounds) as ``None``: JSON has no infinity."""

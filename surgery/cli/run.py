@@ -15,6 +15,7 @@ from surgery.run import KEPT, PassOutcome, RunEvents, RunRequest, VerifySettings
 from surgery.run import run as run_loop
 from surgery.run_report import perf_rows
 from surgery.shapes import parse_batches
+from surgery.stats import interval_text
 from surgery.targets import ModelSpec
 from surgery.validate import arg
 
@@ -176,9 +177,7 @@ def _perf_table(rows: list) -> Table:
     for h in ("batch", "before samples/s", "after samples/s", "after/before (95% CI)", "verdict"):
         table.add_column(h, justify="left" if h == "verdict" else "right")
     for r in rows:
-        ci = "—" if r.ratio is None else f"×{r.ratio:.3f}" + (
-            f" [{r.low:.3f}, {r.high:.3f}]" if r.low is not None and r.high is not None and r.low > 0
-            else " (too few rounds for an interval)")
+        ci = "—" if r.ratio is None else f"×{r.ratio:.3f} {interval_text(r.low, r.high)}"
         verdict = r.verdict + ("" if r.paired or not r.verdict else " (unpaired)")
         table.add_row(str(r.batch), _fps(r.before_fps, r.before_error), _fps(r.after_fps, r.after_error), ci,
                       escape(verdict))
