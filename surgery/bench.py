@@ -190,7 +190,7 @@ def sweep(
                 slots.append((k, plan))
             try:
                 measured = runner(jobs, measure, on_progress) if jobs else []
-            except ToolNotFoundError:
+            except (ToolNotFoundError, UsageError):  # a missing runtime or a setting it refuses: not a row
                 raise
             except Exception as exc:  # a runner that gave up on the whole batch: every job's row says why
                 measured = [PerfRecord(target=target, batch=batch, warmup=measure.warmup, error=describe_error(exc))

@@ -12,6 +12,7 @@ from surgery.noise import DEFAULT, HostNoise
 from surgery.records import PerfRecord
 from surgery.stats import (
     DEFAULT_CONFIDENCE,
+    DEFAULT_MIN_EFFECT,
     DEFAULT_SESSION_NOISE,
     RatioCI,
     paired_speedup_ci,
@@ -34,7 +35,8 @@ def cycle_of(a: PerfRecord) -> int:
     return size if isinstance(size, int) and size >= 1 else 2
 
 
-def speedup(a: PerfRecord, b: PerfRecord, *, confidence: float = DEFAULT_CONFIDENCE, min_effect: float = 0.0,
+def speedup(a: PerfRecord, b: PerfRecord, *, confidence: float = DEFAULT_CONFIDENCE,
+            min_effect: float = DEFAULT_MIN_EFFECT,
             noise: HostNoise = DEFAULT, session_noise: float = DEFAULT_SESSION_NOISE) -> RatioCI | None:
     """B's speed-up over A with the interval their measurement allows; None without samples on both sides.
 

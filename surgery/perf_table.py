@@ -28,7 +28,7 @@ from surgery.noise import DEFAULT, HostNoise
 from surgery.pairing import speedup
 from surgery.recipe import Recipe
 from surgery.records import PerfRecord
-from surgery.stats import DEFAULT_CONFIDENCE, FASTER, SLOWER, RatioCI
+from surgery.stats import DEFAULT_CONFIDENCE, DEFAULT_MIN_EFFECT, FASTER, SLOWER, RatioCI
 from surgery.targets.measure import STOP_MAX_TIME
 
 NA = "n/a (no samples)"
@@ -211,7 +211,7 @@ def _targets(records: Sequence[PerfRecord]) -> list[str]:
 
 
 def compare(sources: Sequence[tuple[str, Sequence[PerfRecord]]], *, reference: Recipe | None = None,
-            confidence: float = DEFAULT_CONFIDENCE, min_effect: float = 0.0,
+            confidence: float = DEFAULT_CONFIDENCE, min_effect: float = DEFAULT_MIN_EFFECT,
             noise: Sequence[HostNoise] | None = None) -> PerfDiff:
     """Line records up by batch (and target) and test each against the first.
 

@@ -38,7 +38,7 @@ from surgery.pass_infra import Pass
 from surgery.pipeline import StepReport
 from surgery.records import PerfRecord
 from surgery.shapes import Shape
-from surgery.stats import DEFAULT_CONFIDENCE, FASTER, SAME, RatioCI
+from surgery.stats import DEFAULT_CONFIDENCE, DEFAULT_MIN_EFFECT, FASTER, SAME, RatioCI
 from surgery.targets.measure import STOP_MAX_TIME
 
 # variants, batch sizes -> one list of records per variant (one record per batch)
@@ -151,7 +151,7 @@ def search(
     batch: int = 1,
     batches: Sequence[int] | None = None,
     confidence: float = DEFAULT_CONFIDENCE,
-    min_effect: float = 0.0,
+    min_effect: float = DEFAULT_MIN_EFFECT,
     samples: int = 3,
     seed: int = 0,
     atol: float = DEFAULT_ATOL,

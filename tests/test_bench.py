@@ -5,6 +5,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 from surgery.passes.fix_shapes import reshape_batch
+from surgery.tools import onnxruntime as ort_tool
 from surgery.tools.onnxruntime import run_jobs
 
 from surgery.bench import BatchRefused, BenchModel, plan_batch, static_batch, sweep
@@ -128,6 +129,12 @@ def test_models_swept_together_share_one_pairing_id_per_batch():
     assert a[0].rounds == b[0].rounds and sum(a[0].rounds) == 12
     alone = sweep_one(conv_model("N"), run_jobs, target="ort-cpu", batches=[1], measure=FAST)
     assert alone[0].pairing is None and alone[0].rounds
-    # measured together, the idle session's threads do not spin (onnxruntime's default otherwise)
+    # alone or together, the threads do not spin (onnxruntime's default otherwise), and together they may not
     assert a[0].settings["spinning"] is False and b[0].settings["spinning"] is False
-    assert alone[0].settings["spinning"] is None
+    assert alone[0].settings["spinning"] is False
+    spinning = ort_tool.OrtOptions(spinning=True)
+    with pytest.raises(UsageError, match="one model at a time"):
+        sweep([BenchModel(conv_model("N"), spinning, label="a"), BenchModel(conv_model("N"), spinning, label="b")],
+              run_jobs, target="ort-cpu", batches=[1], measure=FAST)
+    alone = sweep([BenchModel(conv_model("N"), spinning)], run_jobs, target="ort-cpu", batches=[1], measure=FAST)[0]
+    assert alone[0].settings["spinning"] is True

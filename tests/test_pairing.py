@@ -34,3 +34,12 @@ def test_paired_records_get_the_paired_interval_and_others_the_widened_one():
     assert not apart.paired and apart.verdict == "no significant change"
     assert apart.run_noise == 0.05 and apart.noise_source == "test" and apart.describe().endswith("unpaired")
     assert speedup(a, PerfRecord(target="ort-cpu", batch=1, error="OOM")) is None
+
+
+def test_a_change_under_the_minimum_effect_is_not_called_by_default():
+    a, b = rec(2.0), rec(2.0 / 1.006, index=1, seed=1)  # 0.6 % faster, measured tightly
+    ci = speedup(a, b, min_effect=0.0)
+    assert ci.low > 1.0 and ci.verdict == "faster"  # the interval excludes 1 ...
+    assert speedup(a, b).verdict == "no significant change"  # ... but not 1 + DEFAULT_MIN_EFFECT
+    big = speedup(a, rec(2.0 / 1.03, index=1, seed=1))
+    assert big.low > 1.01 and big.verdict == "faster"

@@ -10,7 +10,6 @@ Session settings (threads, graph optimization level, execution mode) are a froze
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import os
@@ -29,6 +28,7 @@ from surgery.modelref import NO_ZOO, Zoo, resolve_model
 from surgery.pass_infra import Pass
 from surgery.records import PerfRecord
 from surgery.search import Candidate, pass_candidates, search
+from surgery.stats import DEFAULT_MIN_EFFECT
 from surgery.targets.base import BENCH, EVAL, TUNE, Events, Member, Outcome, Request, Target
 from surgery.targets.measure import (
     DEFAULT_MAX_TIME,
@@ -70,12 +70,13 @@ class OrtOptions:
     inter_op_threads: int = 0
     graph_optimization: str = "all"
     execution_mode: str = "sequential"
-    # intra-op threads spin-wait between calls (onnxruntime's default). None: as onnxruntime does for
-    # one model, off when several are measured together in one process (run_jobs), where an idle
-    # session's spinning pool takes cores from the one being timed: with a busy core beside it, the
-    # conv stack of benchmarks/bench_ab.py ran 4.03 ms a call spinning and 2.05 ms not, and the A/B
-    # ratio of two identical sessions spread 0.977-1.106 spinning vs 0.995-1.024 not
-    spinning: bool | None = None
+    # intra-op threads spin-wait for work between calls (onnxruntime's own default is on). Off here for
+    # every measurement, alone or together, so that records measured apart and together compare like
+    # with like: with several sessions in one process an idle session's spinning pool takes cores
+    # from the one being timed (with a busy core beside it, the conv stack of benchmarks/bench_ab.py
+    # ran 4.03 ms a call spinning and 2.05 ms not, and the A/B ratio of two identical sessions spread
+    # 0.977-1.106 spinning vs 0.995-1.024 not). ``surgery bench --spinning`` measures one model with it on
+    spinning: bool = False
 
     def __post_init__(self) -> None:
         if self.target not in PROVIDERS:
@@ -152,8 +153,7 @@ def session_options(options: OrtOptions) -> Any:
     }[options.graph_optimization]
     so.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if options.execution_mode == "parallel"
                          else ort.ExecutionMode.ORT_SEQUENTIAL)
-    if options.spinning is not None:
-        so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if options.spinning else "0")
     return so
 
 
@@ -217,8 +217,9 @@ def run_jobs(jobs: Sequence[Job], measure: Measure, on_progress: ProgressFn | No
     together = len(jobs) > 1
     for job in jobs:
         options = job.options if isinstance(job.options, OrtOptions) else OrtOptions()
-        if together and options.spinning is None:  # measured together: idle pools must not spin (see OrtOptions)
-            options = dataclasses.replace(options, spinning=False)
+        if together and options.spinning:  # an idle session's spinning pool takes cores from the timed one
+            raise UsageError("spinning thread pools measure one model at a time: models measured together "
+                             "run with spinning off (see OrtOptions.spinning)")
         rec = PerfRecord(target=options.target, batch=0, target_version=version(), warmup=1,
                          source="measured", settings=options.settings())
         records.append(rec)
@@ -314,7 +315,7 @@ class OrtTarget(Target):
     """
 
     honours: ClassVar[Mapping[str, frozenset[str]]] = {
-        BENCH: SESSION_SETTINGS | MEASURE_SETTINGS | {"no_reshape"},
+        BENCH: SESSION_SETTINGS | MEASURE_SETTINGS | {"no_reshape", "spinning"},
         TUNE: SESSION_SETTINGS | MEASURE_SETTINGS | SEARCH_SETTINGS | BUDGET_SETTINGS,
         EVAL: SESSION_SETTINGS}
     paired: ClassVar[frozenset[str]] = frozenset({BENCH})
@@ -331,7 +332,8 @@ class OrtTarget(Target):
         return OrtOptions(target=self.name, intra_op_threads=request.get("threads", 0),
                           inter_op_threads=request.get("inter_op_threads", 0),
                           graph_optimization=request.get("graph_optimization", "all"),
-                          execution_mode=request.get("execution_mode", "sequential"))
+                          execution_mode=request.get("execution_mode", "sequential"),
+                          spinning=request.get("spinning", False))
 
     @staticmethod
     def measure(request: Request, *, warmup: int, precision: float = DEFAULT_PRECISION,
@@ -375,6 +377,9 @@ class OrtTarget(Target):
         """
         self.check(BENCH, request)
         options = self.session_options(request)
+        if options.spinning and len(request.models) > 1:
+            raise UsageError("--spinning measures one model at a time: models measured together run with "
+                             "spinning off, or an idle session's threads take cores from the timed one")
         measure = self.measure(request, warmup=5)
         require(self.name)
         resolved = [self._resolve_spec(spec, request, events, DEFAULT_BENCH_BATCHES) for spec in request.models]
@@ -430,7 +435,7 @@ class OrtTarget(Target):
         from surgery.parity import DEFAULT_ATOL, DEFAULT_RTOL
 
         result = search(proto, options=options, measure=measure_fn, candidates=candidates, batch=model.batches[0],
-                        batches=model.batches, min_effect=request.get("min_effect", 0.0),
+                        batches=model.batches, min_effect=request.get("min_effect", DEFAULT_MIN_EFFECT),
                         samples=request.get("samples", 3), seed=seed, atol=request.get("atol", DEFAULT_ATOL),
                         rtol=request.get("rtol", DEFAULT_RTOL), input_shapes=shapes or None, digest=model.digest,
                         precision=measure.precision, confidence=measure.confidence,

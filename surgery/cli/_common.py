@@ -19,8 +19,8 @@ from surgery.parity import DEFAULT_ATOL, DEFAULT_RTOL
 from surgery.shapes import parse_shapes
 from surgery.validate import arg
 
-console = Console(highlight=False, soft_wrap=True)  # status lines stay one greppable line
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True, emoji=False)  # status lines stay one greppable line; "1:b:" no emoji
+err_console = Console(stderr=True, highlight=False, emoji=False)
 
 
 def print_json(data: Any) -> None:

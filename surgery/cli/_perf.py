@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 from collections import Counter
 
+from surgery import validate
 from surgery.errors import UsageError
 from surgery.perf_table import PerfDiff, pick_reference
 from surgery.recipe import Recipe
-from surgery.stats import FASTER, SLOWER
+from surgery.stats import DEFAULT_MIN_EFFECT, FASTER, SLOWER
+from surgery.validate import arg
 
 from ._common import zoo
 
@@ -46,3 +48,11 @@ def summary(diff: PerfDiff) -> str:
         parts.append(f"{label} vs {diff.labels[0]}{how}: "
                      + ", ".join(f"{verdicts[v]} {v}" for v in order if verdicts[v]))
     return "; ".join(parts)
+
+
+def add_min_effect(parser: argparse.ArgumentParser) -> None:
+    """--min-effect of the verdicts in a before/after table (shared with diff)."""
+    parser.add_argument("--min-effect", type=arg(validate.fraction, "--min-effect", open_high=True),
+                        default=DEFAULT_MIN_EFFECT, metavar="FRACTION",
+                        help="call a change faster or slower only when its whole interval clears 1 +/- FRACTION; "
+                             f"0 calls any interval that excludes 1 ({DEFAULT_MIN_EFFECT:g})")

@@ -31,7 +31,7 @@ from surgery.validate import arg
 
 from . import _targets
 from ._common import add_json, add_shapes, add_zoo, console, plan_records, print_json, print_table, status, zoo
-from ._perf import add_reference, choose_reference, summary
+from ._perf import add_min_effect, add_reference, choose_reference, summary
 from ._run import (
     add_vendor,
     events_for,
@@ -49,10 +49,10 @@ HELP = ("benchmark models per batch size (several: measured together, paired spe
 
 # every target-specific flag of bench; each target says which it honours, the rest are refused
 SETTINGS = ("warmup", "iterations", "min_time", "max_time", "precision", "seed", "no_reshape", "threads",
-            "inter_op_threads", "graph_optimization", "execution_mode", "fp16", "loop", "device")
+            "inter_op_threads", "graph_optimization", "execution_mode", "spinning", "fp16", "loop", "device")
 # flags a calibration run passes on to each of its separate runs
 _PASSED_ON = ("warmup", "iterations", "min_time", "max_time", "precision", "seed", "threads", "inter_op_threads",
-              "graph_optimization", "execution_mode")
+              "graph_optimization", "execution_mode", "spinning")
 
 
 def add_measure(parser: argparse.ArgumentParser, *, warmup: int, precision: float, max_time: float) -> None:
@@ -72,7 +72,9 @@ def add_measure(parser: argparse.ArgumentParser, *, warmup: int, precision: floa
                            help="measure each batch for at least S seconds before the precision goal may stop it")
 
 
-def add_ort_settings(parser: argparse.ArgumentParser) -> None:
+def add_ort_settings(parser: argparse.ArgumentParser, *, spinning: bool = False) -> None:
+    """--threads, --inter-op-threads, --graph-optimization, --execution-mode (shared with tune), and bench's
+    --spinning (one model at a time: measured together, an idle session's spinning threads take the cores)."""
     g = parser.add_argument_group("onnxruntime session settings (ort-* targets)")
     g.add_argument("--threads", type=arg(validate.threads, "--threads"), metavar="N",
                    help="intra-op threads (0: onnxruntime default)")
@@ -81,6 +83,10 @@ def add_ort_settings(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--graph-optimization", choices=("disable", "basic", "extended", "all"),
                    help="graph optimization level (all)")
     g.add_argument("--execution-mode", choices=("sequential", "parallel"), help="execution mode (sequential)")
+    if spinning:
+        g.add_argument("--spinning", action="store_true", default=None,
+                       help="let idle intra-op threads spin-wait, as onnxruntime does by default (one MODEL only; "
+                            "default: off, so that records measured alone and together compare like with like)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -103,6 +109,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="let a default-named record replace another model's record")
     add_reference(parser)
+    add_min_effect(parser)
     calibrate = parser.add_argument_group("host noise (for diffs of records measured apart)")
     calibrate.add_argument("--calibrate", action="store_true",
                            help="run MODEL (default: a built-in conv stack) in --runs separate processes and store "
@@ -110,7 +117,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     calibrate.add_argument("--runs", type=arg(validate.count, "--runs", minimum=3, maximum=200), default=None,
                            metavar="N", help=f"separate runs for --calibrate ({noise.DEFAULT_RUNS})")
     add_shapes(parser)
-    add_ort_settings(parser)
+    add_ort_settings(parser, spinning=True)
     vendor = parser.add_argument_group("vendor targets (ais-bench, trtexec)")
     vendor.add_argument("--fp16", action="store_true", default=None,
                         help="trtexec: build the engine in FP16 (the guides' T4 column)")
@@ -238,7 +245,8 @@ def _report_together(args: argparse.Namespace, target: Target, outcome: Outcome,
         record.pairing = pairing
         path.parent.mkdir(parents=True, exist_ok=True)
         record.save(path)
-    diff = compare(list(zip(labels, (m.records for m in members), strict=True)), reference=reference)
+    diff = compare(list(zip(labels, (m.records for m in members), strict=True)), reference=reference,
+                   min_effect=args.min_effect)
     if args.json:
         print_json({"pairing": pairing, "records": [r.to_dict() for r in records], "diff": diff.to_dict()})
         return 0 if ok else 1
@@ -304,7 +312,9 @@ def _passed_on(args: argparse.Namespace) -> list[str]:
     out: list[str] = []
     for name in _PASSED_ON:
         value = getattr(args, name, None)
-        if value is not None:
+        if value is True:  # a switch
+            out.append(f"--{name.replace('_', '-')}")
+        elif value is not None and value is not False:
             out += [f"--{name.replace('_', '-')}", str(value)]
     for shapes in getattr(args, "input_shapes", None) or []:
         out += ["--input-shapes", shapes]

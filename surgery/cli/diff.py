@@ -17,7 +17,7 @@ from surgery.records import PerfRecord, RunRecord, load_record
 from surgery.validate import arg
 
 from ._common import print_json, print_table, status
-from ._perf import add_reference, choose_reference, summary
+from ._perf import add_min_effect, add_reference, choose_reference, summary
 
 NAME = "diff"
 HELP = ("compare perf records side by side: throughput, p50/p99, speed-up with a 95%% CI and a verdict (paired "
@@ -35,8 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_reference(parser)
     parser.add_argument("--confidence", type=arg(validate.fraction, "--confidence", open_low=True, open_high=True),
                         default=0.95, help="level of the speed-up intervals (0.95)")
-    parser.add_argument("--min-effect", type=arg(validate.fraction, "--min-effect", open_high=True), default=0.0,
-                        metavar="FRACTION", help="never call a change under this fraction significant, e.g. 0.02 (0)")
+    add_min_effect(parser)
 
 
 def read_perf(path: str | Path) -> tuple[list[PerfRecord], RunRecord | None]:

@@ -52,7 +52,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
             p = sub.add_parser(name, help=f"(unavailable: {exc})")
             p.set_defaults(_unavailable=str(exc))
             continue
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        # help= is %-formatted by argparse, description= is not
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP.replace("%%", "%"))
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
         module.add_arguments(p)
         p.set_defaults(_run=module.run)

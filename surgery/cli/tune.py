@@ -16,6 +16,7 @@ from surgery.errors import UsageError
 from surgery.graph import default_output_path, save_model
 from surgery.perf_table import compare, diff_rich
 from surgery.search import KEPT, SearchResult, Trial
+from surgery.stats import DEFAULT_MIN_EFFECT
 from surgery.targets import TUNE, Outcome, Request, Target, get_target
 from surgery.targets.measure import TUNE_MAX_TIME, TUNE_PRECISION
 from surgery.validate import arg
@@ -65,7 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-passes", action="store_true", default=None, help="try session settings only")
     parser.add_argument("--no-session-settings", action="store_true", default=None, help="try passes only")
     parser.add_argument("--min-effect", type=arg(validate.fraction, "--min-effect", open_high=True),
-                        metavar="FRACTION", help="keep only speed-ups whose whole CI clears 1+FRACTION, e.g. 0.02 (0)")
+                        metavar="FRACTION",
+                        help=f"keep only speed-ups whose whole CI clears 1+FRACTION ({DEFAULT_MIN_EFFECT:g})")
     add_measure(parser, warmup=3, precision=TUNE_PRECISION, max_time=TUNE_MAX_TIME)
     parser.add_argument("-o", "--output", metavar="OUT.onnx", help="best model (default: <model>.tuned.onnx "
                         "beside the input; zoo models in the current folder)")

@@ -70,7 +70,20 @@ def test_bench_json_and_settings(tmp_path, capsys):
     assert perf["effective_batch"] == 2 and perf["iterations"] >= 10 and perf["stop"] in ("precision", "max-time")
     assert data["extra"]["measure"]["max_time"] == 0.5 and data["extra"]["measure"]["precision"] == 0.02
     assert perf["settings"]["intra_op_threads"] == 1 and perf["settings"]["graph_optimization"] == "basic"
+    assert perf["settings"]["spinning"] is False  # the default: alone as together
     assert "reshaped_from" not in perf["extra"]
+
+
+def test_spinning_is_asked_for_one_model_and_recorded(tmp_path, capsys):
+    a, b = write_conv(tmp_path / "a.onnx"), write_conv(tmp_path / "b.onnx")
+    assert surgery("bench", a, "--batch", "1", *FAST, "--spinning", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["perf"][0]["settings"]["spinning"] is True
+    assert surgery("bench", a, b, "--batch", "1", *FAST, "--spinning") == 2
+    err = capsys.readouterr().err
+    assert "--spinning measures one model at a time" in err and err.count("\n") == 1
+    assert not (tmp_path / "b.ort-cpu.bench.json").exists()
+    assert surgery("bench", a, "--target", "trtexec", "--spinning", "--dry-run") == 2
+    assert "--spinning is not an option of bench on target trtexec" in capsys.readouterr().err
 
 
 def test_refused_batch_is_a_failed_row_and_the_run_passes(tmp_path, capsys):
@@ -158,6 +171,10 @@ def test_the_same_model_twice_gets_two_records(tmp_path, capsys):
     assert len(set(paths)) == 2 and all(Path(p).is_file() for p in paths)
     assert [m["label"] for m in data["pairing"]["models"]] == ["1:a", "2:a"]
     assert data["diff"]["rows"][0]["cells"][1]["speedup"]["paired"] is True
+    b = write_convs(tmp_path / "b.onnx")  # a label "1:b" followed by ":" is text, not rich's :b: emoji
+    assert surgery("bench", b, b, "--batch", "1", "--iterations", 12, "--warmup", 1) == 0
+    out = capsys.readouterr().out
+    assert "record 1:b: " in out and "record 2:b: " in out
 
 
 def test_records_benched_apart_diff_unpaired_with_this_hosts_calibration(tmp_path, capsys, monkeypatch):
@@ -198,12 +215,13 @@ def test_a_calibration_run_is_a_separate_bench_process_with_the_users_settings(t
                                            stderr="")
 
     monkeypatch.setattr(subprocess, "run", fake_run)
-    args = build_parser().parse_args(["bench", "--calibrate", "--threads", "1", "--max-time", "2"])
+    args = build_parser().parse_args(["bench", "--calibrate", "--threads", "1", "--max-time", "2", "--spinning"])
     assert bench_cli._separate_run(args, "m.onnx", tmp_path / "r.json") == 1.5
     argv = seen[0]
     assert argv[:4] == [sys.executable, "-m", "surgery.cli.main", "bench"] and argv[4] == "m.onnx"
     assert argv[argv.index("--threads") + 1] == "1" and argv[argv.index("--max-time") + 1] == "2.0"
     assert argv[argv.index("--batch") + 1] == "1" and "--json" in argv
+    assert "--spinning" in argv and "True" not in argv  # a switch, no value
 
     def failing(argv, **kwargs):
         return subprocess.CompletedProcess(argv, 2, stdout="", stderr="error: model not found: m.onnx\n")

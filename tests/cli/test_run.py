@@ -31,9 +31,16 @@ def test_unetpp_end_to_end_on_generated_data(unetpp_run, capsys):
     record = json.loads((folder / "run.json").read_text())
     assert record["command"] == "run" and record["status"] == "PASSED"
     (p,) = record["passes"]
-    assert p["name"] == "resize_nearest" and p["decision"] == "kept" and p["verification"]["status"] == "verified"
+    assert p["name"] == "resize_nearest" and p["verification"]["status"] == "verified"
     assert p["fidelity"].startswith("mask IoU vs before")
     assert p["speed"]["batch"] == 1 and p["speed"]["paired"]  # the per-pass "significantly slower?" check ran
+    # kept, unless the paired check called it slower: nearest and bilinear are within noise of each other at
+    # this size, so "slower" is a false positive, about 1 in 40 by the interval's level and more often when the
+    # load changes under the measurement (this suite runs in parallel); the revert must then say why
+    if p["speed"]["verdict"] == "slower":
+        assert p["decision"] == "reverted" and p["why"].startswith("significantly slower on ort-cpu: ×")
+    else:
+        assert p["decision"] == "kept", p
     sides = {(r["extra"]["side"], r["batch"]) for r in record["perf"]}
     assert sides == {("before", 1), ("after", 1), ("before", 2), ("after", 2)}
     pairing = {r["batch"]: r["pairing"]["id"] for r in record["perf"] if r["extra"]["side"] == "before"}
