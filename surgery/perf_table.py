@@ -28,7 +28,7 @@ from surgery.noise import DEFAULT, HostNoise
 from surgery.pairing import speedup
 from surgery.recipe import Recipe
 from surgery.records import PerfRecord
-from surgery.stats import DEFAULT_CONFIDENCE, DEFAULT_MIN_EFFECT, FASTER, SLOWER, RatioCI
+from surgery.stats import DEFAULT_CONFIDENCE, DEFAULT_MIN_EFFECT, FASTER, SAME, SLOWER, RatioCI
 from surgery.targets.measure import STOP_MAX_TIME
 
 NA = "n/a (no samples)"
@@ -164,6 +164,7 @@ class PerfDiff:
     reference_name: str | None = None
     confidence: float = DEFAULT_CONFIDENCE
     noise: list[HostNoise] = field(default_factory=list)  # one per record: its host's between-run noise
+    min_effect: float = DEFAULT_MIN_EFFECT  # the margin a verdict's interval must clear
 
     @property
     def reference_devices(self) -> list[str]:
@@ -202,7 +203,7 @@ class PerfDiff:
         reference = {"name": self.reference_name, "devices": self.reference_devices, "published": True,
                      "per_card": {c.device: c.per_card for c in self.reference if c.per_card > 1}}
         return {"labels": self.labels, "by_target": self.by_target, "confidence": self.confidence,
-                "reference": reference, "rows": rows,
+                "min_effect": self.min_effect, "reference": reference, "rows": rows,
                 "noise": [{"sigma": n.sigma, "source": n.source} for n in self.noise]}
 
 
@@ -241,7 +242,7 @@ def compare(sources: Sequence[tuple[str, Sequence[PerfRecord]]], *, reference: R
     diff = PerfDiff(labels=[label for label, _ in sources], rows=[], by_target=by_target,
                     targets=[None if by_target else (_targets(recs) or [None])[0] for _, recs in sources],
                     reference=columns, reference_name=reference.name if reference else None,
-                    confidence=confidence, noise=levels)
+                    confidence=confidence, noise=levels, min_effect=min_effect)
     for key in keys:
         cells = [Cell(record=m.get(key)) for m in maps]
         first = cells[0].record
@@ -313,6 +314,7 @@ def diff_grid(diff: PerfDiff) -> tuple[list[str], list[list[str]], list[str]]:
         headers += [c.header, c.latency_header]
     rows: list[list[str]] = []
     notes: list[str] = []
+    margin = False
     for row in diff.rows:
         line = ([row.target or ""] if diff.by_target else []) + [str(row.batch)]
         for k, cell in enumerate(row.cells):
@@ -330,10 +332,17 @@ def diff_grid(diff: PerfDiff) -> tuple[list[str], list[list[str]], list[str]]:
                 if with_reference:
                     line.append(fmt_ms(ms_per_sample(rec)))
             if k:
-                line += [fmt_ratio(cell), cell.verdict or "—"]
+                verdict = cell.verdict or "—"
+                if cell.ratio is not None and cell.verdict == SAME and (cell.ratio.low > 1 or cell.ratio.high < 1):
+                    verdict += " (< min effect)"
+                    margin = True
+                line += [fmt_ratio(cell), verdict]
         for c in diff.reference:
             line += [fmt_fps(row.reference.get(c.device)), fmt_ms(c.ms_per_sample(row.batch))]
         rows.append(line)
+    if margin:
+        notes.append(f"(< min effect): the interval excludes 1 but not 1 ± {diff.min_effect * 100:g}%, the "
+                     f"smallest change called (--min-effect)")
     unpaired = diff.unpaired_noise
     if unpaired is not None:
         notes.append(f"unpaired: measured apart, so the interval includes the host's between-run noise "

@@ -216,3 +216,17 @@ def test_imported_per_call_latency_is_shown_per_sample_beside_the_guides_figures
     assert ms_per_sample(imported) == pytest.approx(2.5)
     _, rows, _ = bench_grid([imported], recipe())
     assert rows[0][-5:] == ["2.500", "300.0", "13.333", "—", "—"]
+
+
+def test_a_change_inside_the_minimum_effect_is_no_change_and_the_table_says_why():
+    a, b = paired_pair(2.0, 2.0 / 1.03)  # 3 % faster: the interval excludes 1 but not 1 + 5 %
+    called = compare([("a", [a]), ("b", [b])], min_effect=0.0)
+    assert called.rows[0].cells[1].ratio.low > 1 and called.rows[0].cells[1].verdict == "faster"
+    assert compare([("a", [a]), ("b", [b])]).to_dict()["min_effect"] == 0.01  # the default
+    diff = compare([("a", [a]), ("b", [b])], min_effect=0.05)
+    assert diff.rows[0].cells[1].verdict == "no significant change"
+    _, rows, notes = diff_grid(diff)
+    assert rows[0][-1] == "no significant change (< min effect)"
+    assert any(n.startswith("(< min effect): the interval excludes 1 but not 1 ± 5%") for n in notes)
+    _, rows, notes = diff_grid(called)
+    assert rows[0][-1] == "faster" and not any("min effect" in n for n in notes)
