@@ -143,6 +143,12 @@ class Cell:
             return self.ratio.verdict
         return NA if self.plain_ratio is not None else ""
 
+    @property
+    def below_min_effect(self) -> bool:
+        """No change called although the interval excludes 1: it does not clear ``1 ± min_effect``."""
+        r = self.ratio
+        return r is not None and r.verdict == SAME and (r.low > 1 or r.high < 1)
+
 
 @dataclass
 class Row:
@@ -332,11 +338,8 @@ def diff_grid(diff: PerfDiff) -> tuple[list[str], list[list[str]], list[str]]:
                 if with_reference:
                     line.append(fmt_ms(ms_per_sample(rec)))
             if k:
-                verdict = cell.verdict or "—"
-                if cell.ratio is not None and cell.verdict == SAME and (cell.ratio.low > 1 or cell.ratio.high < 1):
-                    verdict += " (< min effect)"
-                    margin = True
-                line += [fmt_ratio(cell), verdict]
+                margin = margin or cell.below_min_effect
+                line += [fmt_ratio(cell), (cell.verdict or "—") + (" (< min effect)" if cell.below_min_effect else "")]
         for c in diff.reference:
             line += [fmt_fps(row.reference.get(c.device)), fmt_ms(c.ms_per_sample(row.batch))]
         rows.append(line)

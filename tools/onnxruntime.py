@@ -58,6 +58,8 @@ INSTALL_HINTS: dict[str, str] = {
                "libraries on LD_LIBRARY_PATH)",
 }
 GRAPH_OPTIMIZATION = ("disable", "basic", "extended", "all")
+SPINNING_TOGETHER = ("--spinning measures one model at a time: models measured together run with spinning off, or "
+                     "an idle session's threads take cores from the timed one")
 EXECUTION_MODES = ("sequential", "parallel")
 
 
@@ -217,9 +219,8 @@ def run_jobs(jobs: Sequence[Job], measure: Measure, on_progress: ProgressFn | No
     together = len(jobs) > 1
     for job in jobs:
         options = job.options if isinstance(job.options, OrtOptions) else OrtOptions()
-        if together and options.spinning:  # an idle session's spinning pool takes cores from the timed one
-            raise UsageError("spinning thread pools measure one model at a time: models measured together "
-                             "run with spinning off (see OrtOptions.spinning)")
+        if together and options.spinning:
+            raise UsageError(SPINNING_TOGETHER)
         rec = PerfRecord(target=options.target, batch=0, target_version=version(), warmup=1,
                          source="measured", settings=options.settings())
         records.append(rec)
@@ -377,9 +378,8 @@ class OrtTarget(Target):
         """
         self.check(BENCH, request)
         options = self.session_options(request)
-        if options.spinning and len(request.models) > 1:
-            raise UsageError("--spinning measures one model at a time: models measured together run with "
-                             "spinning off, or an idle session's threads take cores from the timed one")
+        if options.spinning and len(request.models) > 1:  # refused before any model is resolved or exported
+            raise UsageError(SPINNING_TOGETHER)
         measure = self.measure(request, warmup=5)
         require(self.name)
         resolved = [self._resolve_spec(spec, request, events, DEFAULT_BENCH_BATCHES) for spec in request.models]

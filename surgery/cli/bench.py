@@ -314,7 +314,7 @@ def _passed_on(args: argparse.Namespace) -> list[str]:
         value = getattr(args, name, None)
         if value is True:  # a switch
             out.append(f"--{name.replace('_', '-')}")
-        elif value is not None and value is not False:
+        elif value is not None:
             out += [f"--{name.replace('_', '-')}", str(value)]
     for shapes in getattr(args, "input_shapes", None) or []:
         out += ["--input-shapes", shapes]
