@@ -215,7 +215,8 @@ def search(
         trial.ratio = ratio
         keep = ratio.verdict == FASTER
         trial.decision = KEPT if keep else REVERTED
-        trial.reason = f"{ratio.verdict}: {ratio.describe()} at batch {batch}{_precision_note(ratio, cand, precision)}"
+        note = _precision_note(ratio, cand, precision, min_effect)
+        trial.reason = f"{ratio.verdict}: {ratio.describe()} at batch {batch}{note}"
         return keep
 
     for cand in candidates:
@@ -264,11 +265,14 @@ def search(
     return SearchResult(model=best_model, options=best_options, trials=trials, steps=steps, before=before, after=after)
 
 
-def _precision_note(ratio: RatioCI, record: PerfRecord, precision: float | None) -> str:
-    """Why a verdict is what it is: within noise at the goal, or the goal not reached in time."""
+def _precision_note(ratio: RatioCI, record: PerfRecord, precision: float | None, min_effect: float) -> str:
+    """Why a verdict is what it is: under the minimum effect, within noise at the goal, or the goal not reached."""
+    notes = []
+    if ratio.verdict == SAME and (ratio.low > 1 or ratio.high < 1):
+        notes.append(f"excludes 1 but not 1 ± {min_effect * 100:g}%, the smallest change called (--min-effect)")
     if precision is not None and record.stop == STOP_MAX_TIME and ratio.half_width > precision:
         reached = f"±{ratio.half_width * 100:.1f}%" if math.isfinite(ratio.half_width) else "too few rounds"
-        return f" (stopped at the time cap: {reached}, short of the ±{precision * 100:g}% goal)"
-    if ratio.verdict == SAME:
-        return f" (within noise: ±{ratio.half_width * 100:.1f}%)"
-    return ""
+        notes.append(f"stopped at the time cap: {reached}, short of the ±{precision * 100:g}% goal")
+    elif ratio.verdict == SAME and not notes:
+        notes.append(f"within noise: ±{ratio.half_width * 100:.1f}%")
+    return f" ({'; '.join(notes)})" if notes else ""

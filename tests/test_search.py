@@ -170,3 +170,14 @@ def test_a_comparison_that_ran_out_of_time_says_so():
     result = search(padded_model(0), options=OrtOptions(), measure=short_of_time,
                     candidates=[Candidate.for_setting({"intra_op_threads": 1})], precision=0.01)
     assert "stopped at the time cap" in result.trials[0].reason and "±1%" in result.trials[0].reason
+
+
+def test_a_gain_under_the_minimum_effect_is_reverted_and_the_reason_says_so():
+    def cost(model, options):  # simplify removes the padding: 3 % of the time
+        return 1.0 + 0.03 * sum(n.op_type == "Identity" for n in model.graph.node) / 30
+
+    result = search(padded_model(30), options=OrtOptions(), measure=fake_measure(cost=cost, drift=0.5),
+                    candidates=[Candidate.for_pass(PASSES["simplify"]())], precision=0.01, min_effect=0.05)
+    trial = result.trials[0]
+    assert trial.ratio.low > 1.0 and trial.decision == REVERTED  # a real 3 % gain, under a 5 % minimum effect
+    assert "excludes 1 but not 1 ± 5%" in trial.reason and "within noise" not in trial.reason
