@@ -12,9 +12,9 @@ dynamic batch, measured at batch 1):
 - dead:   base plus a dead branch, one conv of ``--dead-width`` output channels whose result
   nothing reads (onnxruntime still runs it), which the exact pass ``eliminate_dead_code``
   removes: the tune candidate with a real gain. Under the burner an op costs a fixed thread-pool
-  dispatch besides its arithmetic: measured with this script's bare loops, a dead conv of 4
-  channels cost 8-9 % of a 10-layer stack and 2.5 % of this 20-layer one, 16 channels 3.0-3.7 %,
-  24 channels 4.8-4.9 %; 20 (the default) sits inside the issue's 3-5 %;
+  dispatch besides its arithmetic: measured with this script's bare loops, a dead conv cost
+  6.7-9.3 % of a 10-layer 40x40 stack at any width from 4 to 12 channels, and of this 20-layer one
+  2.5 % at 2 channels, 3.0-3.7 % at 16, 4.8-4.9 % at 24; 20 (the default) measured 4.9-5.5 %;
 - ``rename_nodes``: an exact pass that renames every node: a change with no effect on speed.
 
 The *true* sizes of the two differences (slower vs base, dead vs base) are measured
