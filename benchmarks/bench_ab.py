@@ -14,7 +14,7 @@ dynamic batch, measured at batch 1):
   removes: the tune candidate with a real gain. Under the burner an op costs a fixed thread-pool
   dispatch besides its arithmetic: measured with this script's bare loops, a dead conv cost
   6.7-9.3 % of a 10-layer 40x40 stack at any width from 4 to 12 channels, and of this 20-layer one
-  2.5 % at 2 channels, 3.0-3.7 % at 16, 4.8-4.9 % at 24; 20 (the default) measured 4.9-5.5 %;
+  2.5 % at 2 channels, 3.0-3.7 % at 16, 4.8-4.9 % at 24; 20 (the default) measured 3.7-5.5 %;
 - ``rename_nodes``: an exact pass that renames every node: a change with no effect on speed.
 
 The *true* sizes of the two differences (slower vs base, dead vs base) are measured
