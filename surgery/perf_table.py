@@ -28,7 +28,7 @@ from surgery.noise import DEFAULT, HostNoise
 from surgery.pairing import speedup
 from surgery.recipe import Recipe
 from surgery.records import PerfRecord
-from surgery.stats import DEFAULT_CONFIDENCE, DEFAULT_MIN_EFFECT, FASTER, SAME, SLOWER, RatioCI
+from surgery.stats import DEFAULT_CONFIDENCE, DEFAULT_MIN_EFFECT, FASTER, SLOWER, RatioCI, min_effect_text
 from surgery.targets.measure import STOP_MAX_TIME
 
 NA = "n/a (no samples)"
@@ -145,9 +145,7 @@ class Cell:
 
     @property
     def below_min_effect(self) -> bool:
-        """No change called although the interval excludes 1: it does not clear ``1 ± min_effect``."""
-        r = self.ratio
-        return r is not None and r.verdict == SAME and (r.low > 1 or r.high < 1)
+        return self.ratio is not None and self.ratio.below_min_effect
 
 
 @dataclass
@@ -344,8 +342,7 @@ def diff_grid(diff: PerfDiff) -> tuple[list[str], list[list[str]], list[str]]:
             line += [fmt_fps(row.reference.get(c.device)), fmt_ms(c.ms_per_sample(row.batch))]
         rows.append(line)
     if margin:
-        notes.append(f"(< min effect): the interval excludes 1 but not 1 ± {diff.min_effect * 100:g}%, the "
-                     f"smallest change called (--min-effect)")
+        notes.append(f"(< min effect): the interval {min_effect_text(diff.min_effect)}")
     unpaired = diff.unpaired_noise
     if unpaired is not None:
         notes.append(f"unpaired: measured apart, so the interval includes the host's between-run noise "

@@ -38,7 +38,7 @@ from surgery.pass_infra import Pass
 from surgery.pipeline import StepReport
 from surgery.records import PerfRecord
 from surgery.shapes import Shape
-from surgery.stats import DEFAULT_CONFIDENCE, DEFAULT_MIN_EFFECT, FASTER, SAME, RatioCI
+from surgery.stats import DEFAULT_CONFIDENCE, DEFAULT_MIN_EFFECT, FASTER, SAME, RatioCI, min_effect_text
 from surgery.targets.measure import STOP_MAX_TIME
 
 # variants, batch sizes -> one list of records per variant (one record per batch)
@@ -268,8 +268,8 @@ def search(
 def _precision_note(ratio: RatioCI, record: PerfRecord, precision: float | None, min_effect: float) -> str:
     """Why a verdict is what it is: under the minimum effect, within noise at the goal, or the goal not reached."""
     notes = []
-    if ratio.verdict == SAME and (ratio.low > 1 or ratio.high < 1):
-        notes.append(f"excludes 1 but not 1 ± {min_effect * 100:g}%, the smallest change called (--min-effect)")
+    if ratio.below_min_effect:
+        notes.append(min_effect_text(min_effect))
     if precision is not None and record.stop == STOP_MAX_TIME and ratio.half_width > precision:
         reached = f"±{ratio.half_width * 100:.1f}%" if math.isfinite(ratio.half_width) else "too few rounds"
         notes.append(f"stopped at the time cap: {reached}, short of the ±{precision * 100:g}% goal")

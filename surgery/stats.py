@@ -137,12 +137,22 @@ class RatioCI:
         """Half the interval's width, relative to the ratio (0.03 means ±3 %)."""
         return (self.high - self.low) / 2 / self.ratio if self.ratio else float("nan")
 
+    @property
+    def below_min_effect(self) -> bool:
+        """No change called although the interval excludes 1: it does not clear ``1 ± min_effect``."""
+        return self.verdict == SAME and (self.low > 1 or self.high < 1)
+
     def describe(self) -> str:
         return f"×{self.ratio:.3f} {interval_text(self.low, self.high)}" + ("" if self.paired else " unpaired")
 
     def to_dict(self) -> dict[str, float | int | str | bool | None]:
         """The fields, with an interval that has no bound (too few rounds) as ``None``: JSON has no infinity."""
         return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(self).items()}
+
+
+def min_effect_text(min_effect: float) -> str:
+    """Why an interval that excludes 1 is still no change: the words the tables and tune print."""
+    return f"excludes 1 but not 1 ± {min_effect * 100:g}%, the smallest change called (--min-effect)"
 
 
 def verdict(low: float, high: float, *, min_effect: float = 0.0) -> str:
