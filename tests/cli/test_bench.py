@@ -171,6 +171,10 @@ def test_the_same_model_twice_gets_two_records(tmp_path, capsys):
     assert len(set(paths)) == 2 and all(Path(p).is_file() for p in paths)
     assert [m["label"] for m in data["pairing"]["models"]] == ["1:a", "2:a"]
     assert data["diff"]["rows"][0]["cells"][1]["speedup"]["paired"] is True
+    assert data["diff"]["min_effect"] == 0.01  # the default margin reaches the table
+    assert surgery("bench", a, a, "--batch", "1", "--iterations", 12, "--warmup", 1, "--json", "--overwrite",
+                   "--min-effect", 0.5) == 0
+    assert json.loads(capsys.readouterr().out)["diff"]["min_effect"] == 0.5
     b = write_convs(tmp_path / "b.onnx")  # a label "1:b" followed by ":" is text, not rich's :b: emoji
     assert surgery("bench", b, b, "--batch", "1", "--iterations", 12, "--warmup", 1) == 0
     out = capsys.readouterr().out
