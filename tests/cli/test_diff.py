@@ -76,6 +76,11 @@ def test_diff_json(tmp_path, capsys):
     assert data["labels"] == ["before", "after"] and data["confidence"] == 0.95
     speedup = data["rows"][0]["cells"][1]["speedup"]
     assert speedup["verdict"] == "faster" and speedup["low"] < speedup["ratio"] < speedup["high"]
+    assert data["min_effect"] == 0.01
+    # a margin wider than the change holds the verdict back
+    assert surgery("diff", *runs(tmp_path), "--json", "--min-effect", 0.99) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["min_effect"] == 0.99 and data["rows"][0]["cells"][1]["speedup"]["verdict"] == "no significant change"
 
 
 def test_diff_three_records_and_bare_perf_lists(tmp_path, capsys):
